@@ -1,0 +1,64 @@
+// Package b64 is the base64 dialect of Olm, Megolm and Matrix: unpadded standard
+// base64 on output, and on input the same with padding tolerated (the Matrix spec
+// says implementations SHOULD accept it).
+package b64
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"strings"
+)
+
+// ErrInvalid reports input that is not base64 in the accepted dialect.
+var ErrInvalid = errors.New("base64: invalid encoding")
+
+var raw = base64.RawStdEncoding.Strict()
+
+// Encode returns the unpadded standard base64 encoding of b.
+func Encode(b []byte) string { return base64.RawStdEncoding.EncodeToString(b) }
+
+// AppendEncode appends the unpadded standard base64 encoding of b to dst.
+func AppendEncode(dst, b []byte) []byte { return base64.RawStdEncoding.AppendEncode(dst, b) }
+
+// Decode decodes s. Padding is tolerated; whitespace, other alphabets and
+// non-zero trailing bits are not.
+func Decode(s string) ([]byte, error) {
+	s = strings.TrimRight(s, "=")
+	if strings.ContainsAny(s, "\r\n") {
+		return nil, ErrInvalid // encoding/base64 skips newlines; Matrix never has them
+	}
+	b, err := raw.DecodeString(s)
+	if err != nil {
+		return nil, ErrInvalid
+	}
+	return b, nil
+}
+
+// DecodeBytes is [Decode] for a byte slice, without an intermediate string.
+func DecodeBytes(s []byte) ([]byte, error) {
+	for len(s) > 0 && s[len(s)-1] == '=' {
+		s = s[:len(s)-1]
+	}
+	if bytes.ContainsAny(s, "\r\n") {
+		return nil, ErrInvalid
+	}
+	out := make([]byte, raw.DecodedLen(len(s)))
+	n, err := raw.Decode(out, s)
+	if err != nil {
+		return nil, ErrInvalid
+	}
+	return out[:n], nil
+}
+
+// DecodeFixed decodes s into exactly n bytes.
+func DecodeFixed(s string, n int) ([]byte, error) {
+	b, err := Decode(s)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) != n {
+		return nil, ErrInvalid
+	}
+	return b, nil
+}
