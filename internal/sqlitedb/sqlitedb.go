@@ -1,0 +1,252 @@
+// Package sqlitedb opens a SQLite file the way xolm's store and lease need it:
+// WAL, one write connection whose transactions begin with BEGIN IMMEDIATE, a
+// small pool of query-only read connections, secure_delete, a bounded WAL, and a
+// durability choice per write transaction.
+package sqlitedb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Durability says how far a write transaction's commit must reach before
+// Write returns.
+type Durability int
+
+const (
+	// Normal commits are atomic and survive a process crash, but may be lost
+	// on power failure until the next checkpoint (WAL with synchronous=NORMAL).
+	// Right for state that can be re-derived or re-received: a received
+	// message can be fetched again, so its commit need not be synced.
+	Normal Durability = iota
+	// Synced commits are fsynced before Write returns (synchronous=FULL).
+	// Required before anything derived from the transaction leaves the device,
+	// e.g. an advanced sending ratchet before its ciphertext is sent.
+	Synced
+)
+
+// BusyTimeout is how long a statement waits for another process's write lock
+// before failing with SQLITE_BUSY. The lease keeps write transactions short,
+// so waiting longer than this means something is wrong.
+const BusyTimeout = 10 * time.Second
+
+// JournalSizeLimit bounds the WAL file left after a checkpoint.
+const JournalSizeLimit = 4 << 20
+
+// DefaultReaders is the default number of read connections.
+const DefaultReaders = 2
+
+// Options configure Open.
+type Options struct {
+	// Readers is the number of query-only connections; DefaultReaders if 0.
+	Readers int
+	// OnSlowLock, if set, is called when a write transaction waited longer
+	// than SlowLock for the write lock, with its why label.
+	OnSlowLock func(why string, waited time.Duration)
+	// SlowLock is the threshold for OnSlowLock; 100 ms if 0.
+	SlowLock time.Duration
+}
+
+// ErrClosed is returned by every method after Close.
+var ErrClosed = errors.New("sqlitedb: database is closed")
+
+// DB is an open SQLite file.
+type DB struct {
+	path string
+	opts Options
+
+	w *sql.DB // one connection; every transaction is BEGIN IMMEDIATE
+	r *sql.DB // query_only connections
+
+	mu       sync.Mutex // guards synced and closed
+	synced   bool       // the writer connection is in synchronous=FULL
+	closed   bool
+	writeSem chan struct{} // context-aware lock around the writer: a plain mutex cannot be abandoned
+}
+
+func dsn(path string, pragmas []string, txlock string) string {
+	q := url.Values{}
+	for _, p := range pragmas {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", txlock)
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+}
+
+// Open opens (creating if needed) the SQLite file at path.
+func Open(ctx context.Context, path string, opts Options) (*DB, error) {
+	if opts.Readers <= 0 {
+		opts.Readers = DefaultReaders
+	}
+	if opts.SlowLock <= 0 {
+		opts.SlowLock = 100 * time.Millisecond
+	}
+	common := []string{
+		fmt.Sprintf("busy_timeout(%d)", BusyTimeout.Milliseconds()),
+		"foreign_keys(1)",
+		"secure_delete(1)",
+	}
+	w, err := sql.Open("sqlite", dsn(path, append(common,
+		"journal_mode(WAL)",
+		"synchronous(NORMAL)",
+		fmt.Sprintf("journal_size_limit(%d)", JournalSizeLimit),
+	), "immediate"))
+	if err != nil {
+		return nil, fmt.Errorf("sqlitedb: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	// Touch the writer first: it sets WAL mode, which readers need.
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlitedb: open %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", dsn(path, append(common, "query_only(1)"), "deferred"))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlitedb: open %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(opts.Readers)
+	r.SetMaxIdleConns(opts.Readers)
+	r.SetConnMaxIdleTime(0)
+	return &DB{path: path, opts: opts, w: w, r: r, writeSem: make(chan struct{}, 1)}, nil
+}
+
+// Path returns the file's path.
+func (d *DB) Path() string { return d.path }
+
+// Write runs fn in one BEGIN IMMEDIATE transaction on the write connection and
+// commits if fn returns nil. why labels the transaction for diagnostics.
+// Rollback is always deferred and idempotent.
+func (d *DB) Write(ctx context.Context, why string, dur Durability, fn func(tx *sql.Tx) error) (err error) {
+	start := time.Now()
+	select {
+	case d.writeSem <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("sqlitedb: %s: %w", why, ctx.Err())
+	}
+	defer func() { <-d.writeSem }()
+	if d.isClosed() {
+		return ErrClosed
+	}
+	if err := d.setSyncedLocked(ctx, dur == Synced); err != nil {
+		return fmt.Errorf("sqlitedb: %s: %w", why, err)
+	}
+	tx, err := d.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlitedb: %s: begin: %w", why, err)
+	}
+	defer tx.Rollback()
+	if waited := time.Since(start); waited > d.opts.SlowLock && d.opts.OnSlowLock != nil {
+		d.opts.OnSlowLock(why, waited)
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlitedb: %s: commit: %w", why, err)
+	}
+	return nil
+}
+
+// setSyncedLocked switches the writer between synchronous=FULL and NORMAL
+// outside any transaction; it costs a statement only when the mode changes.
+func (d *DB) setSyncedLocked(ctx context.Context, synced bool) error {
+	d.mu.Lock()
+	cur := d.synced
+	d.mu.Unlock()
+	if cur == synced {
+		return nil
+	}
+	mode := "NORMAL"
+	if synced {
+		mode = "FULL"
+	}
+	if _, err := d.w.ExecContext(ctx, "PRAGMA synchronous="+mode); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.synced = synced
+	d.mu.Unlock()
+	return nil
+}
+
+// Read runs fn in a read transaction on a query-only connection: every read
+// in fn sees one consistent snapshot.
+func (d *DB) Read(ctx context.Context, why string, fn func(tx *sql.Tx) error) error {
+	if d.isClosed() {
+		return ErrClosed
+	}
+	tx, err := d.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("sqlitedb: %s: begin: %w", why, err)
+	}
+	defer tx.Rollback()
+	return fn(tx)
+}
+
+// Checkpoint copies the WAL into the database file and truncates it.
+func (d *DB) Checkpoint(ctx context.Context) error {
+	if d.isClosed() {
+		return ErrClosed
+	}
+	var busy, logFrames, done int
+	err := d.w.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &done)
+	if err != nil {
+		return fmt.Errorf("sqlitedb: checkpoint: %w", err)
+	}
+	return nil
+}
+
+// IntegrityCheck runs PRAGMA integrity_check and returns its messages, or nil
+// when the file is ok.
+func (d *DB) IntegrityCheck(ctx context.Context) ([]string, error) {
+	rows, err := d.r.QueryContext(ctx, "PRAGMA integrity_check")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var msgs []string
+	for rows.Next() {
+		var m string
+		if err := rows.Scan(&m); err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(msgs) == 1 && strings.EqualFold(msgs[0], "ok") {
+		return nil, nil
+	}
+	return msgs, nil
+}
+
+func (d *DB) isClosed() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.closed
+}
+
+// Close closes every connection. It is idempotent.
+func (d *DB) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	d.mu.Unlock()
+	return errors.Join(d.r.Close(), d.w.Close())
+}

@@ -1,0 +1,98 @@
+package sqlitedb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"testing"
+)
+
+func open(t *testing.T) *DB {
+	t.Helper()
+	db, err := Open(context.Background(), filepath.Join(t.TempDir(), "t.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestPragmasAndReadOnlyReaders(t *testing.T) {
+	ctx := context.Background()
+	db := open(t)
+	var mode string
+	var secure, limit int
+	if err := db.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Fatalf("journal_mode %q %v", mode, err)
+	}
+	db.w.QueryRowContext(ctx, "PRAGMA secure_delete").Scan(&secure)
+	db.w.QueryRowContext(ctx, "PRAGMA journal_size_limit").Scan(&limit)
+	if secure != 1 || limit != JournalSizeLimit {
+		t.Fatalf("secure_delete %d, journal_size_limit %d", secure, limit)
+	}
+	err := db.Write(ctx, "create", Normal, func(tx *sql.Tx) error {
+		_, err := tx.Exec("CREATE TABLE t(k INTEGER PRIMARY KEY, v TEXT)")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Read(ctx, "try write", func(tx *sql.Tx) error {
+		_, err := tx.Exec("INSERT INTO t VALUES(1, 'x')")
+		return err
+	})
+	if err == nil {
+		t.Fatal("reader connection accepted a write")
+	}
+}
+
+func TestWriteRollsBackOnError(t *testing.T) {
+	ctx := context.Background()
+	db := open(t)
+	db.Write(ctx, "create", Normal, func(tx *sql.Tx) error {
+		_, err := tx.Exec("CREATE TABLE t(k INTEGER PRIMARY KEY)")
+		return err
+	})
+	boom := errors.New("boom")
+	err := db.Write(ctx, "insert then fail", Synced, func(tx *sql.Tx) error {
+		if _, err := tx.Exec("INSERT INTO t VALUES(1)"); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("err = %v", err)
+	}
+	var n int
+	db.Read(ctx, "count", func(tx *sql.Tx) error { return tx.QueryRow("SELECT count(*) FROM t").Scan(&n) })
+	if n != 0 {
+		t.Fatalf("rolled-back row visible: %d", n)
+	}
+	var sync int
+	db.w.QueryRow("PRAGMA synchronous").Scan(&sync)
+	if sync != 2 { // FULL, left from the Synced transaction
+		t.Fatalf("synchronous = %d", sync)
+	}
+	db.Write(ctx, "normal", Normal, func(tx *sql.Tx) error { return nil })
+	db.w.QueryRow("PRAGMA synchronous").Scan(&sync)
+	if sync != 1 {
+		t.Fatalf("synchronous = %d after a Normal write", sync)
+	}
+}
+
+func TestWriteHonoursContextAndClose(t *testing.T) {
+	db := open(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	db.writeSem <- struct{}{} // another writer holds the connection
+	cancel()
+	if err := db.Write(ctx, "blocked", Normal, func(*sql.Tx) error { return nil }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+	<-db.writeSem
+	db.Close()
+	db.Close()
+	if err := db.Write(context.Background(), "closed", Normal, func(*sql.Tx) error { return nil }); !errors.Is(err, ErrClosed) {
+		t.Fatalf("err = %v", err)
+	}
+}
