@@ -155,3 +155,117 @@ func TestRustSDKDecryptsLibolmGroupMessage(t *testing.T) {
 		t.Fatalf("machine exports %v, want the one imported session", reexported)
 	}
 }
+
+// TestRustSDKMachinesShareARoom runs two OlmMachines through key upload, key
+// query, one-time key claim, room key share over Olm and a Megolm message,
+// with the test playing their homeserver.
+func TestRustSDKMachinesShareARoom(t *testing.T) {
+	p := Start(t, "rustsdk.mjs")
+	hs := newHomeserver(t)
+	alice := hs.login(p, "@alice:example.org", "ALICEDEVICE")
+	bob := hs.login(p, "@bob:example.org", "BOBDEVICE")
+	const room = "!room:example.org"
+
+	p.MustCall("machine.update_tracked_users", map[string]any{"machine": alice.machine, "users": []string{bob.user}}, nil)
+	p.MustCall("machine.update_tracked_users", map[string]any{"machine": bob.machine, "users": []string{alice.user}}, nil)
+	hs.flush(alice)
+	hs.flush(bob)
+
+	var claim *outgoingRequest
+	p.MustCall("machine.get_missing_sessions", map[string]any{"machine": alice.machine, "users": []string{bob.user}}, &claim)
+	if claim == nil || claim.Type != "KeysClaim" {
+		t.Fatalf("missing sessions request %+v, want a KeysClaim", claim)
+	}
+	p.MustCall("machine.mark_request_as_sent", map[string]any{
+		"machine": alice.machine, "id": claim.ID, "type": claim.Type, "response": hs.answer(alice, claim.Type, "", claim.Body),
+	}, nil)
+
+	var shares []struct {
+		outgoingRequest
+		EventType string `json:"event_type"`
+	}
+	p.MustCall("machine.share_room_key", map[string]any{"machine": alice.machine, "room_id": room, "users": []string{bob.user}}, &shares)
+	if len(shares) == 0 {
+		t.Fatal("sharing the room key produced no to-device requests")
+	}
+	for _, r := range shares {
+		if r.Type != "ToDevice" || r.EventType != "m.room.encrypted" {
+			t.Fatalf("share request %s %s, want an encrypted ToDevice", r.Type, r.EventType)
+		}
+		p.MustCall("machine.mark_request_as_sent", map[string]any{
+			"machine": alice.machine, "id": r.ID, "type": r.Type, "response": hs.answer(alice, r.Type, r.EventType, r.Body),
+		}, nil)
+	}
+
+	var aliceKeys identityKeys
+	p.MustCall("machine.identity_keys", map[string]any{"machine": alice.machine}, &aliceKeys)
+	processed := hs.sync(bob, nil)
+	if len(processed) != 1 || processed[0].Type != "Decrypted" || processed[0].EncryptionInfo == nil {
+		t.Fatalf("bob's sync processed %+v, want one decrypted event", processed)
+	}
+	var roomKey struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(processed[0].Event, &roomKey); err != nil {
+		t.Fatal(err)
+	}
+	if info := processed[0].EncryptionInfo; roomKey.Type != "m.room_key" || info.Sender != alice.user ||
+		info.SenderCurve25519Key != aliceKeys.Curve25519 {
+		t.Fatalf("bob received %s from %s key %s", roomKey.Type, info.Sender, info.SenderCurve25519Key)
+	}
+
+	var content map[string]any
+	p.MustCall("machine.encrypt_room_event", map[string]any{
+		"machine": alice.machine, "room_id": room, "type": "m.room.message",
+		"content": map[string]string{"msgtype": "m.text", "body": "hello bob"},
+	}, &content)
+	event := map[string]any{
+		"type": "m.room.encrypted", "sender": alice.user, "event_id": "$event2",
+		"origin_server_ts": 2, "room_id": room, "content": content,
+	}
+	var decrypted struct {
+		Event struct {
+			Content struct {
+				Body string `json:"body"`
+			} `json:"content"`
+		} `json:"event"`
+		SenderDevice string `json:"sender_device"`
+	}
+	p.MustCall("machine.decrypt_room_event", map[string]any{"machine": bob.machine, "room_id": room, "event": event}, &decrypted)
+	if decrypted.Event.Content.Body != "hello bob" || decrypted.SenderDevice != alice.deviceID {
+		t.Fatalf("bob decrypted %+v", decrypted)
+	}
+
+	// Olm the other way: Bob encrypts a to-device event for Alice's device.
+	var device struct {
+		Curve25519 string `json:"curve25519"`
+	}
+	p.MustCall("machine.get_device", map[string]any{"machine": bob.machine, "user_id": alice.user, "device_id": alice.deviceID}, &device)
+	if device.Curve25519 != aliceKeys.Curve25519 {
+		t.Fatalf("bob knows alice's device as %+v", device)
+	}
+	var sealed json.RawMessage
+	p.MustCall("machine.encrypt_to_device", map[string]any{
+		"machine": bob.machine, "user_id": alice.user, "device_id": alice.deviceID,
+		"type": "org.example.ping", "content": map[string]int{"n": 1},
+	}, &sealed)
+	queued, err := json.Marshal(map[string]any{"type": "m.room.encrypted", "sender": bob.user, "content": sealed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs.toDevice[alice.user+" "+alice.deviceID] = append(hs.toDevice[alice.user+" "+alice.deviceID], queued)
+	processed = hs.sync(alice, nil)
+	var ping struct {
+		Type    string         `json:"type"`
+		Content map[string]int `json:"content"`
+	}
+	if len(processed) != 1 || processed[0].Type != "Decrypted" {
+		t.Fatalf("alice's sync processed %+v, want one decrypted event", processed)
+	}
+	if err := json.Unmarshal(processed[0].Event, &ping); err != nil {
+		t.Fatal(err)
+	}
+	if ping.Type != "org.example.ping" || ping.Content["n"] != 1 {
+		t.Fatalf("alice decrypted %s", processed[0].Event)
+	}
+}
