@@ -1,0 +1,296 @@
+package megolm
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/xolm/xolm/internal/cipher"
+	"github.com/xolm/xolm/internal/wire"
+)
+
+func mustDecrypt(t testing.TB, s *InboundGroupSession, msg []byte, wantText string, wantIndex uint32) {
+	t.Helper()
+	pt, idx, err := s.Decrypt(msg)
+	if err != nil {
+		t.Fatalf("decrypt index %d: %v", wantIndex, err)
+	}
+	if string(pt) != wantText || idx != wantIndex {
+		t.Fatalf("decrypted %q at %d, want %q at %d", pt, idx, wantText, wantIndex)
+	}
+}
+
+func TestInboundDecryptInOrderAndOutOfOrder(t *testing.T) {
+	out, in := newTestPair(t, 0)
+	var msgs [][]byte
+	for i := range 10 {
+		msgs = append(msgs, mustEncrypt(t, out, fmt.Sprint("message ", i)))
+	}
+	for _, i := range []int{0, 1, 2, 5, 4, 3, 9, 6, 8, 7, 0, 9} {
+		mustDecrypt(t, in, msgs[i], fmt.Sprint("message ", i), uint32(i))
+	}
+	if in.FirstKnownIndex() != 0 || in.latest.counter != 9 {
+		t.Fatalf("first known %d, latest %d", in.FirstKnownIndex(), in.latest.counter)
+	}
+}
+
+// TestInboundLatestRatchet checks that decrypting in order far into a session
+// starts from the latest ratchet: after index 100,000, index 100,001 is one
+// step away, not 100,001 from the initial ratchet.
+func TestInboundLatestRatchet(t *testing.T) {
+	out, in := newTestPair(t, 0)
+	out.ratchet.advanceTo(100_000)
+	mustDecrypt(t, in, mustEncrypt(t, out, "far"), "far", 100_000)
+	if in.latest.counter != 100_000 || in.initial.counter != 0 {
+		t.Fatalf("latest %d, initial %d", in.latest.counter, in.initial.counter)
+	}
+	next := in.latest
+	if n := next.advanceTo(100_001); n != 1 {
+		t.Fatalf("the next index costs %d HMACs from the latest ratchet", n)
+	}
+	mustDecrypt(t, in, mustEncrypt(t, out, "next"), "next", 100_001)
+	if in.latest.counter != 100_001 {
+		t.Fatalf("latest %d", in.latest.counter)
+	}
+	// An older message is decrypted from the initial ratchet and leaves the
+	// latest one alone.
+	old := &OutboundGroupSession{ratchet: in.initial, signingKey: out.signingKey}
+	old.ratchet.advanceTo(5)
+	mustDecrypt(t, in, mustEncrypt(t, old, "old"), "old", 5)
+	if in.latest.counter != 100_001 {
+		t.Fatalf("an older message moved the latest ratchet to %d", in.latest.counter)
+	}
+}
+
+func TestInboundFromExport(t *testing.T) {
+	out, in := newTestPair(t, 0)
+	var msgs [][]byte
+	for i := range 6 {
+		msgs = append(msgs, mustEncrypt(t, out, fmt.Sprint(i)))
+	}
+	mustDecrypt(t, in, msgs[5], "5", 5) // the export must not depend on the latest ratchet
+	exp, err := in.Export(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(exp) != 165 || exp[0] != 1 {
+		t.Fatalf("export is %d bytes, version %d", len(exp), exp[0])
+	}
+	imp, err := ImportInboundGroupSession(exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if imp.FirstKnownIndex() != 3 || imp.SigningKeyVerified() || imp.ID() != out.ID() {
+		t.Fatalf("imported %v", imp)
+	}
+	for i := range 3 {
+		before := imp.marshal()
+		_, _, err := imp.Decrypt(msgs[i])
+		var uerr *UnknownMessageIndexError
+		if !errors.As(err, &uerr) || uerr.FirstKnown != 3 || uerr.Index != uint32(i) || !errors.Is(err, ErrUnknownMessageIndex) {
+			t.Fatalf("index %d below the export: %v", i, err)
+		}
+		if !bytes.Equal(before, imp.marshal()) {
+			t.Fatal("a refused index changed the session")
+		}
+	}
+	for i := 3; i < 6; i++ {
+		mustDecrypt(t, imp, msgs[i], fmt.Sprint(i), uint32(i))
+	}
+	if !imp.SigningKeyVerified() {
+		t.Fatal("a decrypted message did not verify the imported session")
+	}
+	if _, err := imp.Export(2); !errors.Is(err, ErrUnknownMessageIndex) {
+		t.Fatalf("export below the first known index: %v", err)
+	}
+	if !bytes.Equal(imp.ExportAtFirstKnownIndex(), exp) {
+		t.Fatal("ExportAtFirstKnownIndex differs from the export it came from")
+	}
+	if first, _ := in.Export(0); !bytes.Equal(in.ExportAtFirstKnownIndex(), first) {
+		t.Fatal("ExportAtFirstKnownIndex differs from Export(FirstKnownIndex)")
+	}
+}
+
+func TestNewInboundGroupSessionRejects(t *testing.T) {
+	out, _ := newTestPair(t, 7)
+	key := out.SessionKey()
+
+	bad := bytes.Clone(key)
+	bad[len(bad)-1] ^= 1
+	if _, err := NewInboundGroupSession(bad); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("bad signature: %v", err)
+	}
+	bad = bytes.Clone(key)
+	bad[20] ^= 1 // a ratchet byte: the signature no longer covers it
+	if _, err := NewInboundGroupSession(bad); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("altered ratchet: %v", err)
+	}
+	for n := range len(key) {
+		if _, err := NewInboundGroupSession(key[:n]); !errors.Is(err, ErrInvalidSessionKey) {
+			t.Fatalf("truncated to %d bytes: %v", n, err)
+		}
+	}
+	if _, err := NewInboundGroupSession(append(bytes.Clone(key), 0)); !errors.Is(err, ErrInvalidSessionKey) {
+		t.Fatalf("trailing byte: %v", err)
+	}
+
+	exp := bytes.Clone(key[:165])
+	exp[0] = 1
+	if _, err := NewInboundGroupSession(exp); !errors.Is(err, ErrInvalidSessionKey) {
+		t.Fatalf("exported key given as a session key: %v", err)
+	}
+	if _, err := ImportInboundGroupSession(key); !errors.Is(err, ErrInvalidSessionKey) {
+		t.Fatalf("session key given as an exported key: %v", err)
+	}
+	for n := range 165 {
+		if _, err := ImportInboundGroupSession(exp[:n]); !errors.Is(err, ErrInvalidSessionKey) {
+			t.Fatalf("exported key truncated to %d bytes: %v", n, err)
+		}
+	}
+}
+
+// TestDecryptBitFlips flips every bit of a message in turn: each must fail,
+// and leave the session byte-identical.
+func TestDecryptBitFlips(t *testing.T) {
+	out, in := newTestPair(t, 300) // a two-byte index varint
+	msg := mustEncrypt(t, out, "a message long enough to span two AES blocks")
+	mustDecrypt(t, in, msg, "a message long enough to span two AES blocks", 300)
+	before := in.marshal()
+	for bit := range len(msg) * 8 {
+		m := bytes.Clone(msg)
+		m[bit/8] ^= 1 << (bit % 8)
+		if _, _, err := in.Decrypt(m); err == nil {
+			t.Fatalf("bit %d flipped: decrypted", bit)
+		}
+		if !bytes.Equal(before, in.marshal()) {
+			t.Fatalf("bit %d flipped: the session changed", bit)
+		}
+	}
+	for n := range len(msg) {
+		if _, _, err := in.Decrypt(msg[:n]); err == nil {
+			t.Fatalf("truncated to %d bytes: decrypted", n)
+		}
+		if !bytes.Equal(before, in.marshal()) {
+			t.Fatalf("truncated to %d bytes: the session changed", n)
+		}
+	}
+}
+
+// resign replaces the MAC and signature of a message built by hand, as the
+// owner of the signing key could.
+func resign(t *testing.T, out *OutboundGroupSession, r *ratchet, index uint32, ciphertext []byte, goodMAC bool) []byte {
+	t.Helper()
+	msg := wire.EncodeMegolmMessage(index, ciphertext)
+	n := len(msg)
+	k := r.keys()
+	mac := k.MAC(wire.MegolmMACCovered(msg))
+	if !goodMAC {
+		mac[0] ^= 1
+	}
+	copy(msg[n-wire.SignatureLength-cipher.MACLength:], mac[:cipher.MACLength])
+	copy(msg[n-wire.SignatureLength:], out.signingKey.Sign(wire.MegolmSignatureCovered(msg)))
+	return msg
+}
+
+// TestDecryptSignedFailures covers failures behind a valid signature: a bad
+// MAC, and bad padding under a good MAC. Neither changes the session.
+func TestDecryptSignedFailures(t *testing.T) {
+	out, in := newTestPair(t, 0)
+	r := out.ratchet
+	r.advanceTo(4)
+	before := in.marshal()
+
+	k := r.keys()
+	good := k.Encrypt(nil, []byte("hello"))
+	if _, _, err := in.Decrypt(resign(t, out, &r, 4, good, false)); !errors.Is(err, ErrBadMAC) {
+		t.Fatalf("bad MAC: %v", err)
+	}
+
+	// A last block that decrypts to a padding byte of 0x11.
+	block := bytes.Repeat([]byte{0x11}, 16)
+	badPad := k.Encrypt(nil, block)[:16] // CBC: the first block of a longer ciphertext
+	_, _, err := in.Decrypt(resign(t, out, &r, 4, badPad, true))
+	if err == nil || errors.Is(err, ErrBadMAC) || !errors.Is(err, cipher.ErrBadPadding) {
+		t.Fatalf("bad padding: %v", err)
+	}
+	if !bytes.Equal(before, in.marshal()) {
+		t.Fatal("a signed failure changed the session")
+	}
+	// The same construction with a good ciphertext decrypts.
+	mustDecrypt(t, in, resign(t, out, &r, 4, good, true), "hello", 4)
+}
+
+func TestDecryptOtherSession(t *testing.T) {
+	out, _ := newTestPair(t, 0)
+	other, err := NewOutboundGroupSession(testRand(9))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := NewInboundGroupSession(other.SessionKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := in.Decrypt(mustEncrypt(t, out, "x")); !errors.Is(err, ErrBadMAC) {
+		t.Fatalf("message of another session: %v", err)
+	}
+	if _, _, err := in.Decrypt([]byte{3, 8}); !errors.Is(err, ErrInvalidMessage) || !errors.Is(err, wire.ErrDecode) {
+		t.Fatalf("malformed message: %v", err)
+	}
+}
+
+func TestDecryptReplayIsTheCallersJob(t *testing.T) {
+	out, in := newTestPair(t, 0)
+	msg := mustEncrypt(t, out, "again")
+	mustDecrypt(t, in, msg, "again", 0)
+	mustDecrypt(t, in, msg, "again", 0)
+}
+
+func TestInboundClone(t *testing.T) {
+	out, in := newTestPair(t, 0)
+	mustEncrypt(t, out, "skip")
+	c := in.Clone()
+	mustDecrypt(t, c, mustEncrypt(t, out, "x"), "x", 1)
+	if in.latest.counter != 0 || c.latest.counter != 1 {
+		t.Fatal("decrypting on a clone changed the original")
+	}
+}
+
+// FuzzDecrypt feeds arbitrary messages to a session: nothing may panic, a
+// failure must leave the session unchanged, and nothing but the sender's
+// messages may decrypt.
+func FuzzDecrypt(f *testing.F) {
+	out, in := newTestPair(f, 0)
+	var msgs [][]byte
+	for i := range 3 {
+		msgs = append(msgs, mustEncrypt(f, out, fmt.Sprint("seed ", i)))
+	}
+	for _, m := range msgs {
+		f.Add(m)
+		f.Add(m[:len(m)-1])
+		flipped := bytes.Clone(m)
+		flipped[5] ^= 0x80
+		f.Add(flipped)
+	}
+	f.Add([]byte{3, 8, 0, 0x12, 0})
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		s := in.Clone()
+		before := s.marshal()
+		pt, _, err := s.Decrypt(msg)
+		if err != nil {
+			if pt != nil {
+				t.Fatal("plaintext returned with an error")
+			}
+			if !bytes.Equal(before, s.marshal()) {
+				t.Fatal("a failed decrypt changed the session")
+			}
+			return
+		}
+		for _, m := range msgs {
+			if bytes.Equal(m, msg) {
+				return
+			}
+		}
+		t.Fatalf("a message the sender never made decrypted: %x", msg)
+	})
+}

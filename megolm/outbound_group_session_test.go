@@ -1,0 +1,163 @@
+package megolm
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/xolm/xolm/internal/keys"
+)
+
+// testRand returns a deterministic random stream.
+func testRand(seed byte) io.Reader { return rand.NewChaCha8([32]byte{seed}) }
+
+func testSigningKey() *keys.Ed25519SecretKey {
+	seed := [32]byte{42}
+	return keys.NewEd25519SecretKeyFromSeed(&seed)
+}
+
+// newTestPair returns an outbound session at index and an inbound session
+// created from its session key there.
+func newTestPair(t testing.TB, index uint32) (*OutboundGroupSession, *InboundGroupSession) {
+	t.Helper()
+	out, err := NewOutboundGroupSession(testRand(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.ratchet.advanceTo(index)
+	in, err := NewInboundGroupSession(out.SessionKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out, in
+}
+
+func mustEncrypt(t testing.TB, s *OutboundGroupSession, plaintext string) []byte {
+	t.Helper()
+	msg, err := s.Encrypt([]byte(plaintext))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg
+}
+
+func TestNewOutboundGroupSessionRandomLayout(t *testing.T) {
+	random := make([]byte, outboundRandomSize)
+	for i := range random {
+		random[i] = byte(i * 7)
+	}
+	s, err := NewOutboundGroupSession(bytes.NewReader(random))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(s.ratchet.data[:], random[:ratchetSize]) || s.MessageIndex() != 0 {
+		t.Fatal("the ratchet is not the first 128 bytes")
+	}
+	want := keys.NewEd25519SecretKeyFromSeed((*[32]byte)(random[ratchetSize:]))
+	if !s.signingKey.Equal(want) || s.SigningKey() != want.PublicKey() || s.ID() != want.PublicKey().String() {
+		t.Fatal("the signing key is not from the last 32 bytes")
+	}
+
+	if _, err := NewOutboundGroupSession(bytes.NewReader(random[:outboundRandomSize-1])); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("short randomness: %v", err)
+	}
+}
+
+func TestOutboundEncryptAdvances(t *testing.T) {
+	s, err := NewOutboundGroupSession(testRand(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := s.ratchet
+	for i := range uint32(3) {
+		if s.MessageIndex() != i {
+			t.Fatalf("index %d, want %d", s.MessageIndex(), i)
+		}
+		msg := mustEncrypt(t, s, "hello")
+		if msg[0] != 3 || msg[1] != 0x08 || msg[2] != byte(i) || msg[3] != 0x12 || msg[4] != 16 {
+			t.Fatalf("message %d header % x", i, msg[:5])
+		}
+		if len(msg) != 5+16+8+64 {
+			t.Fatalf("message %d is %d bytes", i, len(msg))
+		}
+	}
+	before.advanceTo(3)
+	if !before.equal(&s.ratchet) {
+		t.Fatal("three encrypts are not three ratchet steps")
+	}
+}
+
+// TestOutboundMessageAtIndex200 checks the header of a message at index 200
+// against the group message encoding of libolm 3.2.14 tests/test_message.cpp
+// ("\x03" "\x08\xC8\x01" "\x12" length); the ciphertext there is 10 bytes, here
+// a 10-byte plaintext pads to 16.
+func TestOutboundMessageAtIndex200(t *testing.T) {
+	s, err := NewOutboundGroupSession(testRand(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ratchet.advanceTo(200)
+	msg := mustEncrypt(t, s, "ciphertext")
+	if want := []byte{0x03, 0x08, 0xC8, 0x01, 0x12, 0x10}; !bytes.Equal(msg[:6], want) {
+		t.Fatalf("header % x, want % x", msg[:6], want)
+	}
+}
+
+func TestOutboundExhausted(t *testing.T) {
+	s, err := NewOutboundGroupSession(testRand(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ratchet.advanceTo(math.MaxUint32 - 1)
+	if _, err := s.Encrypt([]byte("last")); err != nil {
+		t.Fatal(err)
+	}
+	before := s.marshal()
+	if _, err := s.Encrypt([]byte("one too many")); !errors.Is(err, ErrSessionExhausted) {
+		t.Fatalf("encrypt at 2^32-1: %v", err)
+	}
+	if !bytes.Equal(before, s.marshal()) || s.MessageIndex() != math.MaxUint32 {
+		t.Fatal("a refused encrypt changed the session")
+	}
+}
+
+func TestSessionKeyLayout(t *testing.T) {
+	s, err := NewOutboundGroupSession(testRand(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ratchet.advanceTo(0x01020304)
+	key := s.SessionKey()
+	if len(key) != 229 || key[0] != 2 || binary.BigEndian.Uint32(key[1:5]) != 0x01020304 {
+		t.Fatalf("session key header % x, %d bytes", key[:5], len(key))
+	}
+	if !bytes.Equal(key[5:133], s.ratchet.data[:]) {
+		t.Fatal("ratchet bytes")
+	}
+	pub := s.SigningKey().Array()
+	if !bytes.Equal(key[133:165], pub[:]) {
+		t.Fatal("public key bytes")
+	}
+	if !s.SigningKey().Verify(key[:165], key[165:]) {
+		t.Fatal("signature over the first 165 bytes does not verify")
+	}
+}
+
+func TestOutboundClone(t *testing.T) {
+	s, err := NewOutboundGroupSession(testRand(6))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.Clone()
+	mustEncrypt(t, c, "on the copy")
+	if s.MessageIndex() != 0 || c.MessageIndex() != 1 {
+		t.Fatal("encrypting on a clone changed the original")
+	}
+	if c.ID() != s.ID() {
+		t.Fatal("a clone has another ID")
+	}
+}
