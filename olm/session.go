@@ -65,6 +65,9 @@ func (s *Session) Encrypt(rand io.Reader, plaintext []byte) (MessageType, []byte
 // on copies that replace the session's state only once the plaintext is
 // obtained: after any error the session is byte-for-byte unchanged.
 //
+// A pre-key message must carry this session's setup keys (see
+// [Session.MatchesInboundSession]); one that does not fails like a forgery.
+//
 // Errors: [ErrBadMAC] for anything that fails to authenticate, a replayed
 // message included; *[MessageGapError] for a message too far ahead of its
 // chain; errors matching [ErrDecode] for malformed bodies, and
@@ -79,6 +82,9 @@ func (s *Session) Decrypt(msgType MessageType, body []byte) ([]byte, error) {
 		var pre *wire.PreKeyMessage
 		if pre, err = wire.DecodePreKeyMessage(body); err == nil {
 			m, err = wire.DecodeOlmMessage(pre.Message)
+		}
+		if err == nil && !s.setUpBy(pre) {
+			return nil, ErrBadMAC
 		}
 	default:
 		err = decodeError("olm message", "unknown message type %d", msgType)
@@ -110,6 +116,11 @@ func (s *Session) MatchesInboundSession(theirIdentityKey *Curve25519PublicKey, m
 		return false
 	}
 	return msg.IdentityKey() == s.aliceIdentity && msg.BaseKey() == s.aliceBase && msg.OneTimeKey() == s.bobOneTime
+}
+
+// setUpBy reports whether a pre-key message carries this session's setup keys.
+func (s *Session) setUpBy(m *wire.PreKeyMessage) bool {
+	return m.IdentityKey == s.aliceIdentity.Array() && m.BaseKey == s.aliceBase.Array() && m.OneTimeKey == s.bobOneTime.Array()
 }
 
 // Clone returns an independent copy of the session. Decrypting with the
