@@ -35,6 +35,7 @@ const (
 	KindSession       Kind = 2
 	KindOutboundGroup Kind = 3
 	KindInboundGroup  Kind = 4
+	KindOneTimeKey    Kind = 5
 )
 
 // ErrAuth reports a blob that failed authentication: wrong key, wrong

@@ -128,7 +128,14 @@ func (d *DB) Path() string { return d.path }
 // Write runs fn in one BEGIN IMMEDIATE transaction on the write connection and
 // commits if fn returns nil. why labels the transaction for diagnostics.
 // Rollback is always deferred and idempotent.
-func (d *DB) Write(ctx context.Context, why string, dur Durability, fn func(tx *sql.Tx) error) (err error) {
+func (d *DB) Write(ctx context.Context, why string, dur Durability, fn func(tx *sql.Tx) error) error {
+	return d.WriteThen(ctx, why, dur, fn, nil)
+}
+
+// WriteThen is Write with a hook that runs after a successful commit while
+// the write connection is still held, so that hooks of successive
+// transactions run in commit order (the store publishes to its cache there).
+func (d *DB) WriteThen(ctx context.Context, why string, dur Durability, fn func(tx *sql.Tx) error, onCommit func()) error {
 	start := time.Now()
 	select {
 	case d.writeSem <- struct{}{}:
@@ -155,6 +162,9 @@ func (d *DB) Write(ctx context.Context, why string, dur Durability, fn func(tx *
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlitedb: %s: commit: %w", why, err)
+	}
+	if onCommit != nil {
+		onCommit()
 	}
 	return nil
 }
