@@ -20,7 +20,7 @@ type libolmVectors struct {
 	messages   [][]byte
 }
 
-func loadLibolmVectors(t *testing.T) *libolmVectors {
+func loadLibolmVectors(t testing.TB) *libolmVectors {
 	t.Helper()
 	_, v := readVectors(t, "libolm_group_session.txt")
 	lv := &libolmVectors{v: v, random: mustHex(t, v["outbound_random"]), pickleKey: []byte(v["pickle_key"])}
@@ -38,7 +38,7 @@ func loadLibolmVectors(t *testing.T) *libolmVectors {
 	return lv
 }
 
-func mustB64(t *testing.T, s string) []byte {
+func mustB64(t testing.TB, s string) []byte {
 	t.Helper()
 	b, err := b64.Decode(s)
 	if err != nil {

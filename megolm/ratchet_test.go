@@ -15,7 +15,7 @@ import (
 
 // readVectors reads a testdata file of "name: value" lines; lines starting
 // with # are provenance comments.
-func readVectors(t *testing.T, name string) (keys []string, values map[string]string) {
+func readVectors(t testing.TB, name string) (keys []string, values map[string]string) {
 	t.Helper()
 	f, err := os.Open("testdata/" + name)
 	if err != nil {
@@ -43,7 +43,7 @@ func readVectors(t *testing.T, name string) (keys []string, values map[string]st
 	return keys, values
 }
 
-func mustHex(t *testing.T, s string) []byte {
+func mustHex(t testing.TB, s string) []byte {
 	t.Helper()
 	b, err := hex.DecodeString(s)
 	if err != nil {
