@@ -13,7 +13,19 @@ import (
 // ErrInvalid reports input that is not base64 in the accepted dialect.
 var ErrInvalid = errors.New("base64: invalid encoding")
 
-var raw = base64.RawStdEncoding.Strict()
+var (
+	raw    = base64.RawStdEncoding.Strict()
+	padded = base64.StdEncoding.Strict()
+)
+
+// encodingFor picks the decoder: correctly padded input is accepted as such,
+// anything else must be unpadded.
+func encodingFor(padding bool) *base64.Encoding {
+	if padding {
+		return padded
+	}
+	return raw
+}
 
 // Encode returns the unpadded standard base64 encoding of b.
 func Encode(b []byte) string { return base64.RawStdEncoding.EncodeToString(b) }
@@ -21,14 +33,13 @@ func Encode(b []byte) string { return base64.RawStdEncoding.EncodeToString(b) }
 // AppendEncode appends the unpadded standard base64 encoding of b to dst.
 func AppendEncode(dst, b []byte) []byte { return base64.RawStdEncoding.AppendEncode(dst, b) }
 
-// Decode decodes s. Padding is tolerated; whitespace, other alphabets and
-// non-zero trailing bits are not.
+// Decode decodes s. Correct padding is tolerated; excess padding,
+// whitespace, other alphabets and non-zero trailing bits are not.
 func Decode(s string) ([]byte, error) {
-	s = strings.TrimRight(s, "=")
 	if strings.ContainsAny(s, "\r\n") {
 		return nil, ErrInvalid // encoding/base64 skips newlines; Matrix never has them
 	}
-	b, err := raw.DecodeString(s)
+	b, err := encodingFor(strings.HasSuffix(s, "=")).DecodeString(s)
 	if err != nil {
 		return nil, ErrInvalid
 	}
@@ -37,14 +48,12 @@ func Decode(s string) ([]byte, error) {
 
 // DecodeBytes is [Decode] for a byte slice, without an intermediate string.
 func DecodeBytes(s []byte) ([]byte, error) {
-	for len(s) > 0 && s[len(s)-1] == '=' {
-		s = s[:len(s)-1]
-	}
 	if bytes.ContainsAny(s, "\r\n") {
 		return nil, ErrInvalid
 	}
-	out := make([]byte, raw.DecodedLen(len(s)))
-	n, err := raw.Decode(out, s)
+	enc := encodingFor(bytes.HasSuffix(s, []byte("=")))
+	out := make([]byte, enc.DecodedLen(len(s)))
+	n, err := enc.Decode(out, s)
 	if err != nil {
 		return nil, ErrInvalid
 	}
