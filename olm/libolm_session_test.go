@@ -123,3 +123,33 @@ func TestLibolmSessionRoundTrip(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// FuzzImportLibolmPickles decodes arbitrary authenticated pickle contents as
+// an account and as a session: no input may panic, and a failure returns
+// nothing.
+func FuzzImportLibolmPickles(f *testing.F) {
+	alice, bob := newSessionPair(f)
+	for _, s := range []*Session{alice, bob} {
+		raw, _ := libolmpickle.Open(nil, s.LibolmPickle(nil))
+		f.Add(raw)
+	}
+	a := newAccount(f, 1, 2)
+	a.GenerateFallbackKey(testRand(2))
+	raw, _ := libolmpickle.Open(nil, a.LibolmPickle(nil))
+	f.Add(raw)
+	f.Add(encodeLibolmAccount(a, 3, nil))
+	f.Add([]byte{0, 0, 0, 2})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		p := libolmpickle.Seal(nil, raw)
+		if s, err := ImportLibolmSession(p, nil); (s == nil) == (err == nil) {
+			t.Fatalf("session %v, error %v", s, err)
+		} else if s != nil {
+			if _, err := ImportLibolmSession(s.LibolmPickle(nil), nil); err != nil {
+				t.Fatalf("re-import: %v", err)
+			}
+		}
+		if a, err := ImportLibolmAccount(p, nil); (a == nil) == (err == nil) {
+			t.Fatalf("account %v, error %v", a, err)
+		}
+	})
+}

@@ -240,3 +240,26 @@ func TestSessionRedaction(t *testing.T) {
 		t.Error("root key printed")
 	}
 }
+
+// FuzzSessionDecrypt feeds arbitrary messages to an established session: no
+// input may panic, and any input that fails leaves the session unchanged.
+func FuzzSessionDecrypt(f *testing.F) {
+	alice, bob := newSessionPair(f)
+	typ, pre := encrypt(f, alice, "pre-key")
+	f.Add(int(typ), pre)
+	encryptAndDeliver(f, alice, bob)
+	typ, normal := encrypt(f, bob, "normal")
+	f.Add(int(typ), normal)
+	for _, i := range []int{0, 3, 36, 40, len(normal) - 9, len(normal) - 1} {
+		f.Add(int(typ), flip(normal, i))
+	}
+	f.Add(int(typ), normal[:len(normal)-1])
+	f.Add(0, []byte{3})
+	f.Fuzz(func(t *testing.T, typ int, body []byte) {
+		s := alice.Clone()
+		before := sessionState(s)
+		if _, err := s.Decrypt(MessageType(typ), body); err != nil && !bytes.Equal(before, sessionState(s)) {
+			t.Fatal("failed decryption changed the session")
+		}
+	})
+}
