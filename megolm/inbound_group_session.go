@@ -2,8 +2,11 @@ package megolm
 
 import (
 	"fmt"
+	"log/slog"
+	"strconv"
 
 	"github.com/xolm/xolm/internal/keys"
+	"github.com/xolm/xolm/internal/wire"
 )
 
 // InboundGroupSession is the receiving side of a Megolm session. It holds two
@@ -138,7 +141,7 @@ func (s *InboundGroupSession) Export(index uint32) ([]byte, error) {
 }
 
 // ExportAtFirstKnownIndex returns the exported key at FirstKnownIndex: the
-// most this session can share.
+// most this session can share. The bytes are secret and the caller's to wipe.
 func (s *InboundGroupSession) ExportAtFirstKnownIndex() []byte {
 	return encodeExportedKey(&s.initial, s.signingKey)
 }
@@ -149,3 +152,65 @@ func (s *InboundGroupSession) Clone() *InboundGroupSession {
 	c := *s
 	return &c
 }
+
+// parseMessage decodes a message. Any failure is an ErrInvalidMessage that
+// also wraps the decoder's *wire.DecodeError.
+func parseMessage(b []byte) (*wire.MegolmMessage, error) {
+	m, err := wire.DecodeMegolmMessage(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w (%w)", ErrInvalidMessage, err)
+	}
+	return m, nil
+}
+
+// verifySignature checks the message's Ed25519 signature. This comes first,
+// before any secret is touched: a message not signed by the session's owner is
+// rejected without looking at its index.
+func verifySignature(signer keys.Ed25519PublicKey, m *wire.MegolmMessage) bool {
+	return signer.Verify(m.SignatureCovered(), m.Signature[:])
+}
+
+// openMessage checks the MAC of m under the keys of r, which must already be at
+// m's index, and only then decrypts and unpads. A MAC failure is ErrBadMAC; a
+// padding failure after a good MAC (a sender bug, not an attack) is reported
+// as such.
+func openMessage(r *ratchet, m *wire.MegolmMessage) ([]byte, error) {
+	k := r.keys()
+	defer k.Clear()
+	if !k.VerifyTruncatedMAC(m.MACCovered(), m.MAC[:]) {
+		return nil, ErrBadMAC
+	}
+	plaintext, err := k.Decrypt(m.Ciphertext)
+	if err != nil {
+		return nil, fmt.Errorf("megolm: decrypt: %w", err)
+	}
+	return plaintext, nil
+}
+
+// String returns the session's ID, first known index and verified flag, never
+// its ratchets. Every formatting path prints the same; see
+// [OutboundGroupSession.String].
+func (s InboundGroupSession) String() string {
+	return "megolm.InboundGroupSession{id:" + s.ID() +
+		", first_known_index:" + strconv.FormatUint(uint64(s.initial.counter), 10) +
+		", verified:" + strconv.FormatBool(s.verified) + ", secrets:redacted}"
+}
+
+// GoString implements fmt.GoStringer with the redacted form.
+func (s InboundGroupSession) GoString() string { return s.String() }
+
+// Format implements fmt.Formatter so that no verb reaches the secrets.
+func (s InboundGroupSession) Format(f fmt.State, _ rune) { f.Write([]byte(s.String())) }
+
+// LogValue implements slog.LogValuer.
+func (s InboundGroupSession) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("id", s.ID()),
+		slog.Uint64("first_known_index", uint64(s.initial.counter)),
+		slog.Bool("verified", s.verified))
+}
+
+var (
+	_ fmt.Formatter  = InboundGroupSession{}
+	_ fmt.GoStringer = InboundGroupSession{}
+	_ slog.LogValuer = InboundGroupSession{}
+)

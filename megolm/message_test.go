@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/xolm/xolm/internal/cipher"
 	"github.com/xolm/xolm/internal/wire"
 )
 
@@ -60,4 +61,91 @@ func TestMessageLengthBoundaries(t *testing.T) {
 	if _, err := parseMessage(v4); !errors.Is(err, ErrInvalidMessage) {
 		t.Errorf("version 4: %v", err)
 	}
+}
+
+// TestOutboundMessageAtIndex200 checks the header of a message at index 200
+// against the group message encoding of libolm 3.2.14 tests/test_message.cpp
+// ("\x03" "\x08\xC8\x01" "\x12" length); the ciphertext there is 10 bytes, here
+// a 10-byte plaintext pads to 16.
+func TestOutboundMessageAtIndex200(t *testing.T) {
+	s, err := NewOutboundGroupSession(testRand(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ratchet.advanceTo(200)
+	msg := mustEncrypt(t, s, "ciphertext")
+	if want := []byte{0x03, 0x08, 0xC8, 0x01, 0x12, 0x10}; !bytes.Equal(msg[:6], want) {
+		t.Fatalf("header % x, want % x", msg[:6], want)
+	}
+}
+
+// TestDecryptBitFlips flips every bit of a message in turn: each must fail,
+// and leave the session byte-identical.
+func TestDecryptBitFlips(t *testing.T) {
+	out, in := newTestPair(t, 300) // a two-byte index varint
+	msg := mustEncrypt(t, out, "a message long enough to span two AES blocks")
+	mustDecrypt(t, in, msg, "a message long enough to span two AES blocks", 300)
+	before := in.marshal()
+	for bit := range len(msg) * 8 {
+		m := bytes.Clone(msg)
+		m[bit/8] ^= 1 << (bit % 8)
+		if _, _, err := in.Decrypt(m); err == nil {
+			t.Fatalf("bit %d flipped: decrypted", bit)
+		}
+		if !bytes.Equal(before, in.marshal()) {
+			t.Fatalf("bit %d flipped: the session changed", bit)
+		}
+	}
+	for n := range len(msg) {
+		if _, _, err := in.Decrypt(msg[:n]); err == nil {
+			t.Fatalf("truncated to %d bytes: decrypted", n)
+		}
+		if !bytes.Equal(before, in.marshal()) {
+			t.Fatalf("truncated to %d bytes: the session changed", n)
+		}
+	}
+}
+
+// resign replaces the MAC and signature of a message built by hand, as the
+// owner of the signing key could.
+func resign(t *testing.T, out *OutboundGroupSession, r *ratchet, index uint32, ciphertext []byte, goodMAC bool) []byte {
+	t.Helper()
+	msg := wire.EncodeMegolmMessage(index, ciphertext)
+	n := len(msg)
+	k := r.keys()
+	mac := k.MAC(wire.MegolmMACCovered(msg))
+	if !goodMAC {
+		mac[0] ^= 1
+	}
+	copy(msg[n-wire.SignatureLength-cipher.MACLength:], mac[:cipher.MACLength])
+	copy(msg[n-wire.SignatureLength:], out.signingKey.Sign(wire.MegolmSignatureCovered(msg)))
+	return msg
+}
+
+// TestDecryptSignedFailures covers failures behind a valid signature: a bad
+// MAC, and bad padding under a good MAC. Neither changes the session.
+func TestDecryptSignedFailures(t *testing.T) {
+	out, in := newTestPair(t, 0)
+	r := out.ratchet
+	r.advanceTo(4)
+	before := in.marshal()
+
+	k := r.keys()
+	good := k.Encrypt(nil, []byte("hello"))
+	if _, _, err := in.Decrypt(resign(t, out, &r, 4, good, false)); !errors.Is(err, ErrBadMAC) {
+		t.Fatalf("bad MAC: %v", err)
+	}
+
+	// A last block that decrypts to a padding byte of 0x11.
+	block := bytes.Repeat([]byte{0x11}, 16)
+	badPad := k.Encrypt(nil, block)[:16] // CBC: the first block of a longer ciphertext
+	_, _, err := in.Decrypt(resign(t, out, &r, 4, badPad, true))
+	if err == nil || errors.Is(err, ErrBadMAC) || !errors.Is(err, cipher.ErrBadPadding) {
+		t.Fatalf("bad padding: %v", err)
+	}
+	if !bytes.Equal(before, in.marshal()) {
+		t.Fatal("a signed failure changed the session")
+	}
+	// The same construction with a good ciphertext decrypts.
+	mustDecrypt(t, in, resign(t, out, &r, 4, good, true), "hello", 4)
 }

@@ -3,9 +3,13 @@ package megolm
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
+	"strconv"
 
+	"github.com/xolm/xolm/internal/cipher"
 	"github.com/xolm/xolm/internal/keys"
+	"github.com/xolm/xolm/internal/wire"
 )
 
 // outboundRandomSize is what NewOutboundGroupSession reads: the ratchet, then
@@ -80,3 +84,57 @@ func (s *OutboundGroupSession) Clone() *OutboundGroupSession {
 	c := *s
 	return &c
 }
+
+// A Megolm message (PROTOCOL.md §3.2) is
+//
+//	0x03 ‖ 0x08 varint(index) ‖ 0x12 varint(len) ciphertext ‖ MAC(8) ‖ signature(64)
+//
+// The ciphertext is AES-256-CBC under keys derived from the ratchet at index;
+// the MAC is HMAC-SHA-256 over everything before it, truncated to 8 bytes; the
+// Ed25519 signature, by the session's signing key, covers everything before
+// it, the MAC included.
+//
+// sealMessage encrypts plaintext under the ratchet's current keys and returns
+// the complete, MACed and signed message. It does not advance the ratchet.
+func sealMessage(r *ratchet, signer *keys.Ed25519SecretKey, plaintext []byte) []byte {
+	k := r.keys()
+	defer k.Clear()
+	msg := wire.EncodeMegolmMessage(r.counter, k.Encrypt(nil, plaintext))
+	n := len(msg)
+	mac := k.MAC(wire.MegolmMACCovered(msg))
+	copy(msg[n-wire.SignatureLength-cipher.MACLength:], mac[:cipher.MACLength])
+	copy(msg[n-wire.SignatureLength:], signer.Sign(wire.MegolmSignatureCovered(msg)))
+	return msg
+}
+
+// String returns the session's ID and message index, never its ratchet or
+// private key. Every formatting path (%v, %+v, %#v, %s, %x, %q, slog) prints
+// the same. These methods have value receivers so that a dereferenced session,
+// fmt.Print(*s), is redacted too; fmt would otherwise print its fields.
+func (s OutboundGroupSession) String() string {
+	if s.signingKey == nil {
+		return "megolm.OutboundGroupSession{}"
+	}
+	return "megolm.OutboundGroupSession{id:" + s.ID() +
+		", index:" + strconv.FormatUint(uint64(s.ratchet.counter), 10) + ", secrets:redacted}"
+}
+
+// GoString implements fmt.GoStringer with the redacted form.
+func (s OutboundGroupSession) GoString() string { return s.String() }
+
+// Format implements fmt.Formatter so that no verb reaches the secrets.
+func (s OutboundGroupSession) Format(f fmt.State, _ rune) { f.Write([]byte(s.String())) }
+
+// LogValue implements slog.LogValuer.
+func (s OutboundGroupSession) LogValue() slog.Value {
+	if s.signingKey == nil {
+		return slog.GroupValue()
+	}
+	return slog.GroupValue(slog.String("id", s.ID()), slog.Uint64("index", uint64(s.ratchet.counter)))
+}
+
+var (
+	_ fmt.Formatter  = OutboundGroupSession{}
+	_ fmt.GoStringer = OutboundGroupSession{}
+	_ slog.LogValuer = OutboundGroupSession{}
+)
