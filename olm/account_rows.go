@@ -72,8 +72,11 @@ func (a *Account) AddPickledOneTimeKey(b []byte, published bool, key *[32]byte, 
 		return fmt.Errorf("olm: unpickle one-time key: %w", openError(err))
 	}
 	defer clear(raw)
-	d := libolmpickle.NewDecoder(raw)
-	if v := d.U32("version"); v != oneTimeKeyFormatVersion && d.Finish() == nil {
+	d, v, err := versionedDecoder(raw)
+	if err != nil {
+		return fmt.Errorf("olm: unpickle one-time key: %w", err)
+	}
+	if v != oneTimeKeyFormatVersion {
 		return &PickleVersionError{Object: "one-time key", Format: "xolm", Version: v}
 	}
 	id := KeyID(d.U32("key id"))
@@ -105,8 +108,9 @@ func (a *Account) AddPickledOneTimeKey(b []byte, published bool, key *[32]byte, 
 }
 
 // Clone returns an independent copy of the account: changing one (generating
-// or using keys, marking them published) leaves the other as it was. Key
-// material is immutable and shared.
+// or using keys, marking them published) leaves the other as it was. The
+// one-time and fallback keys are copied, because using or dropping a key
+// erases it.
 func (a *Account) Clone() *Account {
 	c := *a
 	c.oneTimeKeys = make([]*localKey, len(a.oneTimeKeys))
@@ -121,6 +125,8 @@ func (k *localKey) clone() *localKey {
 	if k == nil {
 		return nil
 	}
-	c := *k
-	return &c
+	priv, pub := k.key.PrivateArray(), k.key.PublicKey().Array()
+	c := &localKey{id: k.id, published: k.published, key: keys.NewCurve25519SecretKeyFromParts(&priv, &pub)}
+	clear(priv[:])
+	return c
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"github.com/xolm/xolm/internal/pickle"
 )
 
 // An account split into a core pickle and one row per one-time key restores
@@ -75,5 +77,42 @@ func TestAccountCloneIsIndependent(t *testing.T) {
 	c.ForgetOldFallbackKey()
 	if !bytes.Equal(a.encode(), before) {
 		t.Fatal("changing the clone changed the original")
+	}
+}
+
+// A store verifies on a copy: using, dropping or forgetting keys in a clone
+// (which erases them) must leave the original's keys intact.
+func TestAccountCloneKeepsKeysOfTheOriginal(t *testing.T) {
+	alice, bob := newAccount(t, 49, 0), newAccount(t, 50, 2)
+	bob.GenerateFallbackKey(testRand(51))
+	bob.GenerateFallbackKey(testRand(52))
+	_, msg := preKeyTo(t, alice, bob, bob.OneTimeKeys()[0].Key, "hi")
+	before := bob.encode()
+
+	c := bob.Clone()
+	if _, _, err := c.NewInboundSession(nil, msg); err != nil {
+		t.Fatal(err)
+	}
+	c.ForgetOldFallbackKey()
+	if err := c.GenerateOneTimeKeys(testRand(53), MaxOneTimeKeys); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(bob.encode(), before) {
+		t.Fatal("the clone's erasures reached the original")
+	}
+	if _, pt, err := bob.NewInboundSession(nil, msg); err != nil || string(pt) != "hi" {
+		t.Fatal(pt, err)
+	}
+}
+
+func TestAddPickledOneTimeKeyVersion(t *testing.T) {
+	a := newAccount(t, 54, 0)
+	key := &[32]byte{1}
+	raw := []byte{0, 0, 0, 9, 0, 0, 0, 1}
+	raw = append(raw, make([]byte, 64)...)
+	err := a.AddPickledOneTimeKey(pickle.Seal(key, pickle.KindOneTimeKey, nil, raw), false, key, nil)
+	var ve *PickleVersionError
+	if !errors.As(err, &ve) || ve.Version != 9 {
+		t.Fatalf("err = %v", err)
 	}
 }
