@@ -16,9 +16,13 @@ import (
 // session has come. Messages below the latest index are decrypted from the
 // initial ratchet (at most about a thousand HMACs; see maxAdvanceHMACs).
 //
-// Decrypt moves the latest ratchet forward when a message at or beyond it
-// authenticates and decrypts; nothing else changes a session. A failed
-// Decrypt leaves it byte-identical.
+// Only a successful Decrypt changes a session: it moves the latest ratchet
+// forward to the message's index when that is beyond it, and marks an imported
+// session verified. A failed Decrypt leaves it byte-identical, and pickles
+// carry both ratchets.
+//
+// Indices are ordered as plain unsigned integers, as in vodozemac (libolm
+// compares them modulo 2^31); an outbound session never wraps past 2^32-1.
 //
 // An InboundGroupSession is not safe for concurrent use.
 type InboundGroupSession struct {
