@@ -1,0 +1,180 @@
+package xprocess
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// leaseName is the key of the one lease row a store uses.
+const leaseName = "xolm"
+
+// WantTTL is how long a waiter's claim on the next turn (the row's want
+// column) lasts unless the waiter refreshes it. Waiters retry at least every
+// maxPoll, so a live waiter refreshes it several times over; a frozen waiter
+// holds up others for at most this long, and a dead one not at all where the
+// OS can tell that it died.
+const WantTTL = 4 * maxPoll
+
+const createTableSQL = `CREATE TABLE IF NOT EXISTS xprocess_lease (
+	name            TEXT PRIMARY KEY,
+	holder          TEXT NOT NULL,
+	expires_at      INTEGER NOT NULL,
+	generation      INTEGER NOT NULL,
+	data_stamp      INTEGER NOT NULL DEFAULT 0,
+	want            TEXT NOT NULL DEFAULT '',
+	want_expires_at INTEGER NOT NULL DEFAULT 0
+)`
+
+// Migrate creates the lease table if it does not exist. The store's
+// migrations call it; New calls it too.
+func Migrate(tx *sql.Tx) error {
+	if _, err := tx.Exec(createTableSQL); err != nil {
+		return fmt.Errorf("xprocess: migrate: %w", err)
+	}
+	return nil
+}
+
+// acquireSQL takes or extends the lease in one statement. Our own unexpired
+// lease is always extended. Otherwise the lease must be free (expired,
+// released, expiring implausibly far ahead because a clock went back, or held
+// by an instance proven dead) and nobody else may hold a live claim on the
+// next turn. The generation goes up exactly when the holder changes; a
+// winner that was the wanted waiter (or takes over from a dead one) clears
+// the claim.
+const acquireSQL = `INSERT INTO xprocess_lease(name, holder, expires_at, generation)
+VALUES (:name, :holder, :expires, 1)
+ON CONFLICT(name) DO UPDATE SET
+	generation = CASE WHEN holder = :holder THEN generation ELSE generation + 1 END,
+	holder = :holder,
+	expires_at = :expires,
+	want = CASE WHEN want IN (:holder, :dead_want) THEN '' ELSE want END,
+	want_expires_at = CASE WHEN want IN (:holder, :dead_want) THEN 0 ELSE want_expires_at END
+WHERE (holder = :holder AND expires_at > :now AND expires_at <= :horizon)
+	OR ((expires_at <= :now OR expires_at > :horizon OR holder = :dead_holder)
+		AND (want IN ('', :holder, :dead_want) OR want_expires_at <= :now OR want_expires_at > :want_horizon))
+RETURNING generation, data_stamp`
+
+const readSQL = `SELECT holder, expires_at, generation, want, want_expires_at
+FROM xprocess_lease WHERE name = ?`
+
+// wantSQL records a waiter's claim on the next turn unless another live
+// claim stands.
+const wantSQL = `UPDATE xprocess_lease SET want = :holder, want_expires_at = :want_expires
+WHERE name = :name
+	AND (want IN ('', :holder, :dead_want) OR want_expires_at <= :now OR want_expires_at > :want_horizon)`
+
+const renewSQL = `UPDATE xprocess_lease SET expires_at = ? WHERE name = ? AND holder = ? AND generation = ?`
+
+// releaseSQL frees the lease but keeps the holder's name, so that the same
+// holder re-acquiring with nobody in between keeps the generation.
+const releaseSQL = `UPDATE xprocess_lease SET expires_at = 0 WHERE name = ? AND holder = ? AND generation = ?`
+
+// fenceSQL is invariant 3 in one statement: it finds the row only while it
+// still names this holder and generation, and bumps the data stamp.
+const fenceSQL = `UPDATE xprocess_lease SET data_stamp = data_stamp + 1
+WHERE name = ? AND holder = ? AND generation = ?
+RETURNING data_stamp`
+
+// leaseRow is the lease row as read.
+type leaseRow struct {
+	holder      string
+	expires     int64 // unix ms
+	generation  int64
+	want        string
+	wantExpires int64 // unix ms
+}
+
+// attemptResult is the outcome of one try at the row.
+type attemptResult struct {
+	ok         bool
+	generation int64  // when ok
+	dataStamp  int64  // when ok
+	expires    int64  // when ok: our new expiry, unix ms
+	tookOver   string // when ok: the dead instance we took the lease from, if any
+
+	blocker string // when !ok: the holder, or the waiter whose turn is next
+	until   int64  // when !ok: unix ms at which the blocker's claim runs out
+}
+
+// clock carries one attempt's view of time, in unix milliseconds.
+type clock struct {
+	now, horizon, wantHorizon int64
+}
+
+func newClock(now time.Time, dur time.Duration) clock {
+	ms := now.UnixMilli()
+	return clock{now: ms, horizon: ms + 2*dur.Milliseconds(), wantHorizon: ms + 2*WantTTL.Milliseconds()}
+}
+
+// live reports whether a claim expiring at exp still stands: not expired and
+// not implausibly far ahead.
+func (c clock) live(exp, horizon int64) bool { return exp > c.now && exp <= horizon }
+
+// tryRow makes one attempt at the lease inside a write transaction. dead
+// reports whether an instance is known to be gone. If the attempt fails and
+// wantTurn is set, the caller's claim on the next turn is recorded.
+func tryRow(tx *sql.Tx, holder string, c clock, dur time.Duration, wantTurn bool, dead func(string) bool) (attemptResult, error) {
+	expires := c.now + dur.Milliseconds()
+	res, err := upsert(tx, holder, c, expires, "", "")
+	if err != nil || res.ok {
+		return res, err
+	}
+	row, err := readRow(tx)
+	if err != nil {
+		return res, err
+	}
+	var deadHolder, deadWant string
+	holderBlocks := row.holder != holder && c.live(row.expires, c.horizon)
+	wantBlocks := row.want != "" && row.want != holder && c.live(row.wantExpires, c.wantHorizon)
+	if holderBlocks && dead(row.holder) {
+		deadHolder = row.holder
+	}
+	if wantBlocks && dead(row.want) {
+		deadWant = row.want
+	}
+	if deadHolder != "" || deadWant != "" {
+		res, err = upsert(tx, holder, c, expires, deadHolder, deadWant)
+		if err != nil || res.ok {
+			res.tookOver = deadHolder
+			return res, err
+		}
+	}
+	if holderBlocks && deadHolder == "" {
+		res.blocker, res.until = row.holder, row.expires
+	} else {
+		res.blocker, res.until = row.want, row.wantExpires
+	}
+	if wantTurn {
+		_, err = tx.Exec(wantSQL,
+			sql.Named("holder", holder), sql.Named("name", leaseName),
+			sql.Named("want_expires", c.now+WantTTL.Milliseconds()),
+			sql.Named("dead_want", deadWant), sql.Named("now", c.now),
+			sql.Named("want_horizon", c.wantHorizon))
+	}
+	return res, err
+}
+
+func upsert(tx *sql.Tx, holder string, c clock, expires int64, deadHolder, deadWant string) (attemptResult, error) {
+	res := attemptResult{expires: expires}
+	err := tx.QueryRow(acquireSQL,
+		sql.Named("name", leaseName), sql.Named("holder", holder), sql.Named("expires", expires),
+		sql.Named("now", c.now), sql.Named("horizon", c.horizon), sql.Named("want_horizon", c.wantHorizon),
+		sql.Named("dead_holder", deadHolder), sql.Named("dead_want", deadWant),
+	).Scan(&res.generation, &res.dataStamp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return res, nil
+	}
+	if err != nil {
+		return res, err
+	}
+	res.ok = true
+	return res, nil
+}
+
+func readRow(tx *sql.Tx) (leaseRow, error) {
+	var r leaseRow
+	err := tx.QueryRow(readSQL, leaseName).Scan(&r.holder, &r.expires, &r.generation, &r.want, &r.wantExpires)
+	return r, err
+}

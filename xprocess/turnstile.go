@@ -1,0 +1,125 @@
+package xprocess
+
+import (
+	"sync"
+
+	"github.com/xolm/xolm/internal/flock"
+)
+
+// A turnstile is how a waiter learns quickly that the lease is free: the
+// holder keeps an exclusive flock on <db path>.lease while it holds the row
+// (taken right after the row, dropped right after releasing it), and a
+// waiter blocks on the same lock through a file of its own, lets go the
+// moment it gets it, and retries the row. Because a frozen holder keeps the
+// lock forever, waiters also poll; the turnstile only makes the common case
+// fast.
+//
+// A blocking flock cannot be cancelled, so at most one goroutine per process
+// is ever blocked on the turnstile. It serves both a waiting acquire and a
+// new holder that could not take the lock at once; when it gets the lock it
+// hands it to the current holding, if one still wants it, and otherwise lets
+// go and closes its file. Such a goroutine may outlive Close: it exits as soon
+// as the kernel grants the lock.
+type turnstile struct {
+	path string // constant; "" where flock is unsupported
+
+	mu      sync.Mutex
+	blocked chan struct{} // guarded by mu: closed when the blocked goroutine gets the lock; nil if none
+	owner   *gateHold     // guarded by mu: the holding that wants the lock kept, if any
+}
+
+// gateHold is one holding's claim on the turnstile lock.
+type gateHold struct {
+	g       *turnstile  // constant
+	f       *flock.File // guarded by g.mu: the locked file, nil until obtained
+	dropped bool        // guarded by g.mu
+}
+
+func newTurnstile(dbPath string) *turnstile {
+	if !flock.Supported {
+		return &turnstile{}
+	}
+	return &turnstile{path: dbPath + ".lease"}
+}
+
+// hold claims the turnstile lock for a new holding: at once if it is free,
+// otherwise as soon as the blocked goroutine obtains it.
+func (g *turnstile) hold() *gateHold {
+	h := &gateHold{g: g}
+	if g.path == "" {
+		return h
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.owner = h
+	f, err := flock.Open(g.path)
+	if err != nil {
+		return h // waiters fall back to polling
+	}
+	if ok, _ := f.TryLock(); ok {
+		h.f = f
+		return h
+	}
+	f.Close()
+	g.blockLocked()
+	return h
+}
+
+// drop lets go of the lock (or the claim on it). It is idempotent.
+func (h *gateHold) drop() {
+	g := h.g
+	g.mu.Lock()
+	h.dropped = true
+	if g.owner == h {
+		g.owner = nil
+	}
+	f := h.f
+	h.f = nil
+	g.mu.Unlock()
+	if f != nil {
+		f.Unlock()
+		f.Close()
+	}
+}
+
+// wait returns a channel that is closed when the turnstile lock was free for
+// a moment; nil (never ready) where flock is unsupported.
+func (g *turnstile) wait() <-chan struct{} {
+	if g.path == "" {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.blockLocked()
+}
+
+// blockLocked starts the blocked goroutine unless one is running, and
+// returns its channel.
+func (g *turnstile) blockLocked() chan struct{} {
+	if g.blocked != nil {
+		return g.blocked
+	}
+	f, err := flock.Open(g.path)
+	if err != nil {
+		return nil
+	}
+	done := make(chan struct{})
+	g.blocked = done
+	go func() {
+		err := f.Lock()
+		g.mu.Lock()
+		g.blocked = nil
+		h := g.owner
+		keep := err == nil && h != nil && !h.dropped && h.f == nil
+		if keep {
+			h.f = f
+		}
+		g.mu.Unlock()
+		if !keep {
+			f.Unlock()
+			f.Close()
+		}
+		close(done)
+	}()
+	return done
+}
