@@ -8,6 +8,32 @@ import (
 	"github.com/xolm/xolm/internal/keys"
 )
 
+// Curve25519PublicKey is a Curve25519 public key: an identity key, a one-time
+// key, a base key or a ratchet key. It prints as unpadded base64.
+type Curve25519PublicKey = keys.Curve25519PublicKey
+
+// Ed25519PublicKey is an Ed25519 public key, the account's signing
+// ("fingerprint") key. It prints as unpadded base64.
+type Ed25519PublicKey = keys.Ed25519PublicKey
+
+// ParseCurve25519PublicKey parses a key in unpadded base64 (padding is
+// tolerated). The key must decode to exactly 32 bytes.
+func ParseCurve25519PublicKey(s string) (Curve25519PublicKey, error) {
+	return keys.ParseCurve25519PublicKey(s)
+}
+
+// ParseEd25519PublicKey parses a key in unpadded base64 (padding is
+// tolerated). The key must decode to exactly 32 bytes.
+func ParseEd25519PublicKey(s string) (Ed25519PublicKey, error) {
+	return keys.ParseEd25519PublicKey(s)
+}
+
+// IdentityKeys are an account's long-term public keys.
+type IdentityKeys struct {
+	Curve25519 Curve25519PublicKey // the Diffie-Hellman identity ("sender") key
+	Ed25519    Ed25519PublicKey    // the signing ("fingerprint") key
+}
+
 // Account is a device's long-term Olm identity: an Ed25519 signing key, a
 // Curve25519 identity key, and the one-time and fallback keys that peers claim
 // to start sessions with it. Create one with [NewAccount], or restore one with

@@ -1,11 +1,13 @@
 package olm
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
 	"slices"
 
+	"github.com/xolm/xolm/internal/b64"
 	"github.com/xolm/xolm/internal/keys"
 )
 
@@ -162,4 +164,39 @@ func (a *Account) findKey(pub Curve25519PublicKey) (k *localKey, pos int) {
 func (a *Account) removeOneTimeKey(pos int) {
 	a.oneTimeKeys[pos].key.Clear()
 	a.oneTimeKeys = slices.Delete(a.oneTimeKeys, pos, pos+1)
+}
+
+// KeyID identifies a one-time or fallback key. IDs come from one counter per
+// account that starts at 1 and is never reused, as in libolm.
+type KeyID uint32
+
+// String returns the ID as Matrix and libolm write it: the unpadded base64 of
+// its big-endian four bytes ("AAAAAQ" for 1).
+func (id KeyID) String() string {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], uint32(id))
+	return b64.Encode(b[:])
+}
+
+// OneTimeKey is the public half of a one-time or fallback key with its ID.
+type OneTimeKey struct {
+	ID  KeyID
+	Key Curve25519PublicKey
+}
+
+// appendKeyMapJSON appends libolm's key-map JSON, {"curve25519":{"<id>":"<key>",…}},
+// with the keys in the order given.
+func appendKeyMapJSON(b []byte, ks []OneTimeKey) []byte {
+	b = append(b, `{"curve25519":{`...)
+	for i, k := range ks {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, k.ID.String()...)
+		b = append(b, `":"`...)
+		b = append(b, k.Key.String()...)
+		b = append(b, '"')
+	}
+	return append(b, "}}"...)
 }
