@@ -1,0 +1,64 @@
+package cryptostore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+)
+
+// Tx is one transaction of a [Store]: a protocol step. Values it returns are
+// the caller's copies; changes reach the store through its Put methods and
+// reach the cache only after the commit. A Tx must not be used after the
+// function it was passed to returns, nor by several goroutines.
+type Tx struct {
+	s     *Store
+	ctx   context.Context
+	tx    *sql.Tx
+	write bool   // an Update, not a View
+	gen   uint64 // the generation cache entries must carry
+	seq   uint64 // the cache's publication sequence when the transaction began
+
+	onCommit []func() // cache publications, run in order after the commit
+}
+
+// afterCommit schedules a cache publication for after a successful commit.
+func (t *Tx) afterCommit(f func()) {
+	if !t.s.cache.disabled {
+		t.onCommit = append(t.onCommit, f)
+	}
+}
+
+// cacheRead puts values read from SQLite into the cache. In a View they are
+// committed state of the current generation, put at once unless a commit was
+// published meanwhile. In an Update they may include the transaction's own
+// uncommitted writes, so they wait for the commit.
+func (t *Tx) cacheRead(put func()) {
+	if t.s.cache.disabled {
+		return
+	}
+	if t.write {
+		t.onCommit = append(t.onCommit, put)
+		return
+	}
+	t.s.cache.putIfCurrent(t.seq, put)
+}
+
+func (t *Tx) checkWrite() error {
+	if !t.write {
+		return ErrReadOnly
+	}
+	return nil
+}
+
+// corrupt wraps an unsealing failure with the row that failed.
+func corrupt(table, key string, err error) error {
+	return &CorruptRowError{Table: table, Key: key, Err: err}
+}
+
+// noRows maps sql.ErrNoRows to ErrNotFound.
+func noRows(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	return err
+}
