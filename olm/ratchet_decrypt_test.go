@@ -206,3 +206,24 @@ func TestPreKeyMessageOfAnotherSession(t *testing.T) {
 	typ, body := encrypt(t, other, "elsewhere")
 	decryptFails(t, bob, typ, body, ErrBadMAC)
 }
+
+// A low-order ratchet key is refused before any MAC is checked, and when it
+// is the key we would ratchet from, by Encrypt; neither changes the session.
+func TestNonContributoryRatchetKey(t *testing.T) {
+	alice, bob := newSessionPair(t)
+	encryptAndDeliver(t, bob, alice)
+	_, body := encrypt(t, bob, "x")
+	encryptAndDeliver(t, alice, bob) // alice has a sending chain, bob none
+	zeroKey := append([]byte(nil), body...)
+	copy(zeroKey[3:35], make([]byte, 32)) // the ratchet key field
+	decryptFails(t, alice, MessageTypeNormal, zeroKey, ErrNonContributory)
+
+	bob.ratchet.receivers[0].ratchetKey = Curve25519PublicKey{}
+	before := sessionState(bob)
+	if _, _, err := bob.Encrypt(testRand(1), []byte("x")); !errors.Is(err, ErrNonContributory) {
+		t.Fatalf("err = %v", err)
+	}
+	if string(before) != string(sessionState(bob)) {
+		t.Fatal("failed encrypt changed the session")
+	}
+}
