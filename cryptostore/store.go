@@ -245,6 +245,9 @@ func (s *Store) run(ctx context.Context, why string, write bool, dur Durability,
 			return fn(t)
 		})
 	}
+	if testHookBeforeWrite != nil {
+		testHookBeforeWrite()
+	}
 	err = s.db.WriteThen(ctx, why, dur, func(sqlTx *sql.Tx) error {
 		if err := lease.Fence(sqlTx); err != nil {
 			return err
@@ -264,6 +267,11 @@ func (s *Store) run(ctx context.Context, why string, write bool, dur Durability,
 
 // now returns the store clock in Unix milliseconds.
 func (s *Store) nowMillis() int64 { return s.now().UnixMilli() }
+
+// testHookBeforeWrite runs between taking the lease and the write
+// transaction: tests use it to move the lease on behind a writer's back, as
+// a process frozen at that point would experience.
+var testHookBeforeWrite func()
 
 func leaseToken(l *xprocess.Lease) cacheToken {
 	return cacheToken{generation: uint64(l.Generation()), dataStamp: uint64(l.DataStamp())}

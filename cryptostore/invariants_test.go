@@ -1,0 +1,228 @@
+package cryptostore
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/xolm/xolm/olm"
+)
+
+// advance decrypts the peer's next message in rec's session and returns the
+// plaintext.
+func advance(t testing.TB, rec *OlmSessionRecord, peer *olm.Session, text string) {
+	t.Helper()
+	typ, body, err := peer.Encrypt(rand.Reader, []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := rec.Session.Decrypt(typ, body)
+	if err != nil || string(got) != text {
+		t.Fatalf("decrypt: %q %v", got, err)
+	}
+}
+
+// Invariants 1 and 2, in one process with two stores standing for two
+// processes (each its own lease holder and cache): store A caches a session,
+// store B advances and commits it, and A's next transaction reads B's
+// version. With invalidation disabled, A reads its stale copy — so this test
+// can fail.
+func TestInvariant1StaleCacheIsNeverReturned(t *testing.T) {
+	for _, skip := range []bool{false, true} {
+		name := map[bool]string{false: "invalidating", true: "InsecureSkipCacheInvalidation"}[skip]
+		t.Run(name, func(t *testing.T) {
+			_, path := tempStore(t)
+			a := openAt(t, path, "app", func(o *Options) { o.InsecureSkipCacheInvalidation = skip })
+			b := openAt(t, path, "nse")
+			mine, peer, sender := sessionPair(t)
+			update(t, a, func(tx *Tx) error {
+				return tx.PutOlmSession(&OlmSessionRecord{SenderKey: sender, Session: mine, CreatedAt: time.Now(), LastUsedAt: time.Now()})
+			})
+			var cached []byte
+			a.View(context.Background(), "warm", func(tx *Tx) error {
+				recs, _ := tx.OlmSessions(sender)
+				cached = recs[0].Session.Pickle(testKey, nil)
+				return nil
+			})
+			var advanced *olm.Session
+			update(t, b, func(tx *Tx) error {
+				recs, err := tx.OlmSessions(sender)
+				if err != nil {
+					return err
+				}
+				advance(t, recs[0], peer, "moves the ratchet on")
+				advanced = recs[0].Session
+				return tx.PutOlmSession(recs[0])
+			})
+			var seen *olm.Session
+			a.View(context.Background(), "read", func(tx *Tx) error {
+				recs, err := tx.OlmSessions(sender)
+				if err != nil {
+					t.Fatal(err)
+				}
+				seen = recs[0].Session
+				return nil
+			})
+			fresh := bytes.Equal(state(seen), state(advanced))
+			stale := bytes.Equal(state(seen), state(mustUnpickle(t, cached)))
+			if skip {
+				if !stale || fresh {
+					t.Fatal("with invalidation disabled the stale copy should be read; the test cannot fail")
+				}
+				return
+			}
+			if !fresh || stale {
+				t.Fatal("process A read a stale session after B advanced it")
+			}
+		})
+	}
+}
+
+func state(s *olm.Session) []byte { return []byte(s.LibolmPickle([]byte("k"))) }
+
+func mustUnpickle(t testing.TB, b []byte) *olm.Session {
+	s, err := olm.UnpickleSession(b, testKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// Invariant 5: a step that fails after changing its copies leaves the store
+// and the cache byte-identical.
+func TestInvariant5FailedStepChangesNothing(t *testing.T) {
+	s, path := tempStore(t)
+	mine, peer, sender := sessionPair(t)
+	update(t, s, func(tx *Tx) error {
+		return tx.PutOlmSession(&OlmSessionRecord{SenderKey: sender, Session: mine, CreatedAt: time.Now(), LastUsedAt: time.Now()})
+	})
+	var before []byte
+	s.View(context.Background(), "warm", func(tx *Tx) error {
+		recs, _ := tx.OlmSessions(sender)
+		before = state(recs[0].Session)
+		return nil
+	})
+	dumpBefore := dump(t, path)
+	boom := errors.New("commit refused")
+	err := s.Update(context.Background(), "fails", Normal, func(tx *Tx) error {
+		recs, _ := tx.OlmSessions(sender)
+		advance(t, recs[0], peer, "x")
+		if err := tx.PutOlmSession(recs[0]); err != nil {
+			return err
+		}
+		tx.AddOlmMessage([32]byte{1}, sender)
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(dumpBefore, dump(t, path)) {
+		t.Fatal("store changed by a failed step")
+	}
+	s.View(context.Background(), "after", func(tx *Tx) error {
+		recs, _ := tx.OlmSessions(sender)
+		if !bytes.Equal(before, state(recs[0].Session)) {
+			t.Fatal("cache changed by a failed step")
+		}
+		return nil
+	})
+}
+
+// Invariant 3: a process that took the lease and was then frozen (here,
+// between taking the lease and its write transaction) while another process
+// took the lease over and wrote, can never write: its write fails with
+// ErrLeaseLost and the store holds only the other process's data.
+func TestInvariant3FencedWriterCannotWrite(t *testing.T) {
+	_, path := tempStore(t)
+	a := openAt(t, path, "app")
+	b := openAt(t, path, "nse")
+	ctx := context.Background()
+	testHookBeforeWrite = func() {
+		testHookBeforeWrite = nil
+		raw, _ := sql.Open("sqlite", path)
+		defer raw.Close()
+		// The frozen process's lease expired...
+		if _, err := raw.Exec(`UPDATE xprocess_lease SET expires_at = 0`); err != nil {
+			t.Error(err)
+		}
+		// ...and the other process took it over and wrote.
+		update(t, b, func(tx *Tx) error { return tx.TrackUser("@b:x", true) })
+	}
+	defer func() { testHookBeforeWrite = nil }()
+	err := a.Update(ctx, "stale write", Normal, func(tx *Tx) error { return tx.TrackUser("@a:x", true) })
+	if !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("stale writer: %v", err)
+	}
+	b.View(ctx, "check", func(tx *Tx) error {
+		users, _ := tx.TrackedUsers(false)
+		if len(users) != 1 || users[0] != "@b:x" {
+			t.Fatalf("tracked users %v", users)
+		}
+		return nil
+	})
+}
+
+// Invariant 15: a flipped byte or a row copied onto another key is detected
+// and reported with its table and key; nothing is changed.
+func TestInvariant15SealedRowsAreAuthenticated(t *testing.T) {
+	s, path := tempStore(t)
+	s1, _, sender := sessionPair(t)
+	s2, _, _ := sessionPair(t)
+	now := time.Now()
+	update(t, s, func(tx *Tx) error {
+		tx.PutOlmSession(&OlmSessionRecord{SenderKey: sender, Session: s1, CreatedAt: now, LastUsedAt: now})
+		return tx.PutOlmSession(&OlmSessionRecord{SenderKey: sender, Session: s2, CreatedAt: now, LastUsedAt: now.Add(time.Second)})
+	})
+	for _, tc := range []struct {
+		name string
+		sql  string
+	}{
+		{"flipped byte", `UPDATE olm_sessions SET blob = substr(blob, 1, 40) || CASE WHEN substr(blob, 41, 1) = x'00' THEN x'01' ELSE x'00' END || substr(blob, 42) WHERE session_id = ?1`},
+		{"row swapped", `UPDATE olm_sessions SET blob = (SELECT blob FROM olm_sessions WHERE session_id != ?1) WHERE session_id = ?1`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw, _ := sql.Open("sqlite", path)
+			var orig []byte
+			raw.QueryRow(`SELECT blob FROM olm_sessions WHERE session_id = ?`, s1.ID()).Scan(&orig)
+			if _, err := raw.Exec(tc.sql, s1.ID()); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				raw.Exec(`UPDATE olm_sessions SET blob = ? WHERE session_id = ?`, orig, s1.ID())
+				raw.Close()
+			}()
+			before := dump(t, path)
+			s.Invalidate()
+			err := s.View(context.Background(), "read", func(tx *Tx) error {
+				_, err := tx.OlmSessions(sender)
+				return err
+			})
+			var ce *CorruptRowError
+			if !errors.As(err, &ce) || ce.Table != "olm_sessions" || ce.Key != s1.ID() || !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("err = %v", err)
+			}
+			if !bytes.Equal(before, dump(t, path)) {
+				t.Fatal("store changed while reporting corruption")
+			}
+		})
+	}
+}
+
+func TestNoCacheModeReadsSQLite(t *testing.T) {
+	s, _ := tempStore(t, func(o *Options) { o.NoCache = true })
+	mine, _, sender := sessionPair(t)
+	update(t, s, func(tx *Tx) error {
+		return tx.PutOlmSession(&OlmSessionRecord{SenderKey: sender, Session: mine, CreatedAt: time.Now(), LastUsedAt: time.Now()})
+	})
+	s.View(context.Background(), "read", func(tx *Tx) error {
+		tx.OlmSessions(sender)
+		return nil
+	})
+	if n := s.cache.olmSessions.len(); n != 0 {
+		t.Fatalf("no-cache mode cached %d entries", n)
+	}
+}
