@@ -2,7 +2,6 @@ package cryptostore
 
 import (
 	"sync"
-
 )
 
 // DefaultCacheSize bounds each table of the cache (entries, not bytes). An
@@ -132,4 +131,3 @@ func (c *cache) invalidateLocked() {
 	c.groupSessions.purge()
 	c.outbound.purge()
 }
-

@@ -167,7 +167,6 @@ func (t *Tx) CountInboundGroupSessions() (int, error) {
 	return n, err
 }
 
-
 func unpickleInbound(blob []byte, key *[32]byte, rowKey string) (*megolm.InboundGroupSession, error) {
 	return megolm.UnpickleInboundGroupSession(blob, key, rowAD(tableInboundGroupSessions, rowKey))
 }

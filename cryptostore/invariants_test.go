@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/xolm/xolm/olm"
+	"github.com/xolm/xolm/xprocess"
 )
 
 // advance decrypts the peer's next message in rec's session and returns the
@@ -225,4 +226,39 @@ func TestNoCacheModeReadsSQLite(t *testing.T) {
 	if n := s.cache.olmSessions.len(); n != 0 {
 		t.Fatalf("no-cache mode cached %d entries", n)
 	}
+}
+
+// Invariant 13: Suspended releases the lease, checkpoints and closes the
+// connections, and refuses new transactions with ErrSuspended; resuming
+// brings the store back.
+func TestInvariant13SuspendClosesAndRefuses(t *testing.T) {
+	ctx := context.Background()
+	s, path := tempStore(t)
+	other := openAt(t, path, "nse")
+	update(t, s, func(tx *Tx) error { return tx.TrackUser("@a:x", false) })
+	if err := s.Process().SetPhase(ctx, xprocess.Suspended); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, "suspended", Normal, func(tx *Tx) error { return nil }); !errors.Is(err, ErrSuspended) {
+		t.Fatalf("update while suspended: %v", err)
+	}
+	if err := s.View(ctx, "suspended", func(tx *Tx) error { return nil }); !errors.Is(err, ErrSuspended) {
+		t.Fatalf("view while suspended: %v", err)
+	}
+	// The lease is free: the other process writes without waiting it out.
+	lctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := other.Update(lctx, "takes over", Normal, func(tx *Tx) error { return tx.TrackUser("@b:x", false) }); err != nil {
+		t.Fatalf("other process: %v", err)
+	}
+	if err := s.Process().SetPhase(ctx, xprocess.Active); err != nil {
+		t.Fatal(err)
+	}
+	s.View(ctx, "resumed", func(tx *Tx) error {
+		users, err := tx.TrackedUsers(false)
+		if err != nil || len(users) != 2 {
+			t.Fatalf("after resume: %v %v", users, err)
+		}
+		return nil
+	})
 }

@@ -45,4 +45,3 @@ func (t *Tx) RecordMegolmIndex(sessionID string, index uint32, eventID string, o
 	}
 	return nil
 }
-

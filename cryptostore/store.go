@@ -141,6 +141,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("cryptostore: lease: %w", err)
 	}
+	// Suspended: the lease is released first (by xprocess), then the WAL is
+	// checkpointed and every connection closed, so the process holds no file
+	// locks; resuming reopens them.
+	proc.OnSuspend(db.Suspend)
+	proc.OnResume(db.Resume)
 	s := &Store{
 		db:    db,
 		proc:  proc,

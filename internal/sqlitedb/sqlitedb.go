@@ -63,14 +63,24 @@ type DB struct {
 	path string
 	opts Options
 
-	w *sql.DB // one connection; every transaction is BEGIN IMMEDIATE
-	r *sql.DB // query_only connections
+	wDSN, rDSN string // constant
 
-	mu       sync.Mutex // guards synced and closed
-	synced   bool       // the writer connection is in synchronous=FULL
-	closed   bool
-	writeSem chan struct{} // context-aware lock around the writer: a plain mutex cannot be abandoned
+	// poolMu guards w and r: held for reading by every operation, for
+	// writing by Suspend and Resume, which close and reopen the pools.
+	poolMu sync.RWMutex
+	w      *sql.DB // one connection; every transaction is BEGIN IMMEDIATE
+	r      *sql.DB // query_only connections
+
+	mu        sync.Mutex // guards synced, closed and suspended
+	synced    bool       // the writer connection is in synchronous=FULL
+	closed    bool
+	suspended bool
+	writeSem  chan struct{} // context-aware lock around the writer: a plain mutex cannot be abandoned
 }
+
+// ErrSuspended is returned by every method while the connections are closed
+// by Suspend.
+var ErrSuspended = errors.New("sqlitedb: connections are suspended")
 
 func dsn(path string, pragmas []string, txlock string) string {
 	q := url.Values{}
@@ -94,13 +104,29 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		"foreign_keys(1)",
 		"secure_delete(1)",
 	}
-	w, err := sql.Open("sqlite", dsn(path, append(common,
-		"journal_mode(WAL)",
-		"synchronous(NORMAL)",
-		fmt.Sprintf("journal_size_limit(%d)", JournalSizeLimit),
-	), "immediate"))
-	if err != nil {
+	d := &DB{
+		path: path,
+		opts: opts,
+		wDSN: dsn(path, append(common,
+			"journal_mode(WAL)",
+			"synchronous(NORMAL)",
+			fmt.Sprintf("journal_size_limit(%d)", JournalSizeLimit),
+		), "immediate"),
+		rDSN:     dsn(path, append(common, "query_only(1)"), "deferred"),
+		writeSem: make(chan struct{}, 1),
+	}
+	if err := d.openPools(ctx); err != nil {
 		return nil, fmt.Errorf("sqlitedb: open %s: %w", path, err)
+	}
+	return d, nil
+}
+
+// openPools opens the writer and the readers. The caller holds poolMu or
+// has the only reference to d.
+func (d *DB) openPools(ctx context.Context) error {
+	w, err := sql.Open("sqlite", d.wDSN)
+	if err != nil {
+		return err
 	}
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
@@ -109,17 +135,62 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	// Touch the writer first: it sets WAL mode, which readers need.
 	if err := w.PingContext(ctx); err != nil {
 		w.Close()
-		return nil, fmt.Errorf("sqlitedb: open %s: %w", path, err)
+		return err
 	}
-	r, err := sql.Open("sqlite", dsn(path, append(common, "query_only(1)"), "deferred"))
+	r, err := sql.Open("sqlite", d.rDSN)
 	if err != nil {
 		w.Close()
-		return nil, fmt.Errorf("sqlitedb: open %s: %w", path, err)
+		return err
 	}
-	r.SetMaxOpenConns(opts.Readers)
-	r.SetMaxIdleConns(opts.Readers)
+	r.SetMaxOpenConns(d.opts.Readers)
+	r.SetMaxIdleConns(d.opts.Readers)
 	r.SetConnMaxIdleTime(0)
-	return &DB{path: path, opts: opts, w: w, r: r, writeSem: make(chan struct{}, 1)}, nil
+	d.w, d.r = w, r
+	d.synced = false
+	return nil
+}
+
+// Suspend checkpoints the WAL into the database file, truncates it and closes
+// every connection, so that the process holds no file locks (iOS terminates a
+// suspended process that does). Until Resume, every method fails with
+// ErrSuspended. Suspending twice is a no-op.
+func (d *DB) Suspend(ctx context.Context) error {
+	select {
+	case d.writeSem <- struct{}{}: // no write in flight
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-d.writeSem }()
+	d.poolMu.Lock() // no read in flight
+	defer d.poolMu.Unlock()
+	d.mu.Lock()
+	if d.closed || d.suspended {
+		d.mu.Unlock()
+		return nil
+	}
+	d.suspended = true
+	d.mu.Unlock()
+	_, cerr := d.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+	return errors.Join(cerr, d.r.Close(), d.w.Close())
+}
+
+// Resume reopens the connections closed by Suspend.
+func (d *DB) Resume(ctx context.Context) error {
+	d.poolMu.Lock()
+	defer d.poolMu.Unlock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return ErrClosed
+	}
+	if !d.suspended {
+		return nil
+	}
+	if err := d.openPools(ctx); err != nil {
+		return fmt.Errorf("sqlitedb: resume: %w", err)
+	}
+	d.suspended = false
+	return nil
 }
 
 // Path returns the file's path.
@@ -143,8 +214,10 @@ func (d *DB) WriteThen(ctx context.Context, why string, dur Durability, fn func(
 		return fmt.Errorf("sqlitedb: %s: %w", why, ctx.Err())
 	}
 	defer func() { <-d.writeSem }()
-	if d.isClosed() {
-		return ErrClosed
+	d.poolMu.RLock()
+	defer d.poolMu.RUnlock()
+	if err := d.usable(); err != nil {
+		return err
 	}
 	if err := d.setSyncedLocked(ctx, dur == Synced); err != nil {
 		return fmt.Errorf("sqlitedb: %s: %w", why, err)
@@ -194,8 +267,10 @@ func (d *DB) setSyncedLocked(ctx context.Context, synced bool) error {
 // Read runs fn in a read transaction on a query-only connection: every read
 // in fn sees one consistent snapshot.
 func (d *DB) Read(ctx context.Context, why string, fn func(tx *sql.Tx) error) error {
-	if d.isClosed() {
-		return ErrClosed
+	d.poolMu.RLock()
+	defer d.poolMu.RUnlock()
+	if err := d.usable(); err != nil {
+		return err
 	}
 	tx, err := d.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -207,8 +282,10 @@ func (d *DB) Read(ctx context.Context, why string, fn func(tx *sql.Tx) error) er
 
 // Checkpoint copies the WAL into the database file and truncates it.
 func (d *DB) Checkpoint(ctx context.Context) error {
-	if d.isClosed() {
-		return ErrClosed
+	d.poolMu.RLock()
+	defer d.poolMu.RUnlock()
+	if err := d.usable(); err != nil {
+		return err
 	}
 	var busy, logFrames, done int
 	err := d.w.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &done)
@@ -221,6 +298,11 @@ func (d *DB) Checkpoint(ctx context.Context) error {
 // IntegrityCheck runs PRAGMA integrity_check and returns its messages, or nil
 // when the file is ok.
 func (d *DB) IntegrityCheck(ctx context.Context) ([]string, error) {
+	d.poolMu.RLock()
+	defer d.poolMu.RUnlock()
+	if err := d.usable(); err != nil {
+		return nil, err
+	}
 	rows, err := d.r.QueryContext(ctx, "PRAGMA integrity_check")
 	if err != nil {
 		return nil, err
@@ -243,20 +325,31 @@ func (d *DB) IntegrityCheck(ctx context.Context) ([]string, error) {
 	return msgs, nil
 }
 
-func (d *DB) isClosed() bool {
+// usable reports ErrClosed or ErrSuspended, or nil.
+func (d *DB) usable() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.closed
+	switch {
+	case d.closed:
+		return ErrClosed
+	case d.suspended:
+		return ErrSuspended
+	}
+	return nil
 }
 
 // Close closes every connection. It is idempotent.
 func (d *DB) Close() error {
+	d.poolMu.Lock()
+	defer d.poolMu.Unlock()
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.closed {
-		d.mu.Unlock()
 		return nil
 	}
 	d.closed = true
-	d.mu.Unlock()
+	if d.suspended {
+		return nil
+	}
 	return errors.Join(d.r.Close(), d.w.Close())
 }
