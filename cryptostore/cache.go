@@ -8,14 +8,6 @@ import (
 // Olm session is about 2 KiB decoded, an inbound group session under 1 KiB.
 const DefaultCacheSize = 1024
 
-// cacheToken is what a process last saw of the lease row: the generation
-// (which changes with the holder) and the data stamp (which every write
-// transaction bumps). The cache is valid only while both are unchanged.
-type cacheToken struct {
-	generation uint64
-	dataStamp  uint64
-}
-
 // cache is the store's only derived in-memory state, one per Store (and so,
 // used as intended, one per store file per process). Every entry carries the
 // generation it was loaded under, and Invalidate drops everything
@@ -29,7 +21,7 @@ type cache struct {
 	insecureSkipInvalidation bool
 
 	mu            sync.Mutex // guards the fields below
-	seen          cacheToken // the lease state the entries belong to
+	generation    uint64     // the lease generation entries must carry
 	valid         bool       // false until the first acquisition: it always invalidates
 	invalidations uint64
 	// writeSeq counts publications. A read transaction may put what it read
@@ -59,32 +51,22 @@ func newCache(size int, disabled, insecureSkipInvalidation bool) *cache {
 	}
 }
 
-// observe records the lease state seen at the start of a transaction and
-// reports whether the cache had to be invalidated: on the first acquisition,
-// and whenever the generation or data stamp differs from what this process
-// last saw (another process has held the lease or written since).
-func (c *cache) observe(t cacheToken) (invalidated bool) {
+// observe records a lease acquisition. If the lease reports that state may
+// have changed since this process last saw it (another process held it or
+// wrote, or this is the first acquisition), every entry is dropped before
+// anything is read (DESIGN.md invariant 2). It reports whether it invalidated.
+func (c *cache) observe(generation uint64, changed bool) (invalidated bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.valid && c.seen == t {
-		return false
-	}
 	if c.valid && c.insecureSkipInvalidation {
 		return false
 	}
-	c.seen, c.valid = t, true
+	if c.valid && !changed && c.generation == generation {
+		return false
+	}
+	c.generation, c.valid = generation, true
 	c.invalidateLocked()
 	return true
-}
-
-// ownWrite records the data stamp left by this process's own committed write,
-// so that it does not invalidate the entries it has just published.
-func (c *cache) ownWrite(t cacheToken) {
-	c.mu.Lock()
-	if !c.insecureSkipInvalidation {
-		c.seen = t
-	}
-	c.mu.Unlock()
 }
 
 // begin returns the generation entries must carry and the publication
@@ -92,7 +74,7 @@ func (c *cache) ownWrite(t cacheToken) {
 func (c *cache) begin() (gen, seq uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.seen.generation, c.writeSeq
+	return c.generation, c.writeSeq
 }
 
 // putIfCurrent runs put, which fills entries from a read snapshot, only if

@@ -262,3 +262,32 @@ func TestInvariant13SuspendClosesAndRefuses(t *testing.T) {
 		return nil
 	})
 }
+
+// The cache is only an accelerator, but it must accelerate: a process's own
+// transactions do not invalidate it, and reads after them are served from it.
+func TestCacheSurvivesOwnTransactions(t *testing.T) {
+	s, _ := tempStore(t)
+	mine, _, sender := sessionPair(t)
+	update(t, s, func(tx *Tx) error {
+		return tx.PutOlmSession(&OlmSessionRecord{SenderKey: sender, Session: mine, CreatedAt: time.Now(), LastUsedAt: time.Now()})
+	})
+	s.View(context.Background(), "warm", func(tx *Tx) error { _, err := tx.OlmSessions(sender); return err })
+	inv := s.cache.invalidations
+	for i := 0; i < 3; i++ {
+		update(t, s, func(tx *Tx) error {
+			recs, err := tx.OlmSessions(sender)
+			if err != nil {
+				return err
+			}
+			recs[0].LastUsedAt = recs[0].LastUsedAt.Add(time.Second)
+			return tx.PutOlmSession(recs[0])
+		})
+		s.View(context.Background(), "read", func(tx *Tx) error { _, err := tx.OlmSessions(sender); return err })
+	}
+	if s.cache.invalidations != inv {
+		t.Fatalf("own transactions invalidated the cache %d times", s.cache.invalidations-inv)
+	}
+	if _, ok := s.cache.olmSessions.get(sender, s.cache.generation); !ok {
+		t.Fatal("session not cached after own writes")
+	}
+}

@@ -239,7 +239,7 @@ func (s *Store) run(ctx context.Context, why string, write bool, dur Durability,
 		return fmt.Errorf("cryptostore: %s: %w", why, err)
 	}
 	defer lease.Release()
-	if s.cache.observe(leaseToken(lease)) {
+	if s.cache.observe(uint64(lease.Generation()), lease.Changed()) {
 		s.log.Debug().Int64("generation", lease.Generation()).Msg("cache invalidated")
 	}
 	t := &Tx{s: s, ctx: ctx, write: write}
@@ -261,7 +261,6 @@ func (s *Store) run(ctx context.Context, why string, write bool, dur Durability,
 		return fn(t)
 	}, func() {
 		// Still holding the write connection: publications run in commit order.
-		s.cache.ownWrite(leaseToken(lease))
 		s.cache.publish(t.onCommit)
 	})
 	if errors.Is(err, ErrLeaseLost) {
@@ -277,7 +276,3 @@ func (s *Store) nowMillis() int64 { return s.now().UnixMilli() }
 // transaction: tests use it to move the lease on behind a writer's back, as
 // a process frozen at that point would experience.
 var testHookBeforeWrite func()
-
-func leaseToken(l *xprocess.Lease) cacheToken {
-	return cacheToken{generation: uint64(l.Generation()), dataStamp: uint64(l.DataStamp())}
-}
