@@ -219,3 +219,29 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// objectParam is the name of the parameter that passes an object of kind
+// ("account", "session", "outbound_group", "inbound_group") to the peer.
+func objectParam(kind string) string {
+	if kind == "account" {
+		return "account"
+	}
+	return "session"
+}
+
+// pickle pickles the peer's object h of kind under key.
+func (l *libolm) pickle(kind, h string, key []byte) string {
+	l.t.Helper()
+	return l.str(kind+".pickle", map[string]any{objectParam(kind): h, "key_b64": key})
+}
+
+// unpickle unpickles pickle into a new object of kind, checks that libolm
+// pickles it back to the same string, and returns its handle.
+func (l *libolm) unpickle(kind string, key []byte, pickle string) string {
+	l.t.Helper()
+	h := l.handle(kind+".unpickle", map[string]any{"key_b64": key, "pickle": pickle})
+	if again := l.pickle(kind, h, key); again != pickle {
+		l.t.Fatalf("libolm pickles xolm's %s differently:\nlibolm %s\nxolm   %s", kind, again, pickle)
+	}
+	return h
+}
