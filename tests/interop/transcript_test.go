@@ -6,9 +6,10 @@
 //
 // To record the transcripts again (this needs node and npm):
 //
-//	go test ./tests/... -run TestTranscript -update
+//	go test ./tests/interop -run TestTranscript -update
 //
-// Normal runs only read the files.
+// (Name the package: the other test packages under tests/ have no -update
+// flag.) Normal runs only read the files.
 
 package interop
 

@@ -18,8 +18,13 @@ const rand = { queue: Buffer.alloc(0), mode: "real" };
 
 // In "real" mode an empty queue falls back to real randomness; in "fixed" mode
 // it is an error. A request larger than a non-empty queue is always an error:
-// a transcript that supplies too few bytes is a bug in the transcript.
+// a transcript that supplies too few bytes is a bug in the transcript. A
+// request for no bytes (libolm makes one for every Olm message that does not
+// start a new chain) takes nothing, in either mode.
 crypto.randomBytes = function randomBytesFromQueue(size, callback) {
+    if (callback === undefined && size === 0) {
+        return Buffer.alloc(0);
+    }
     if (callback !== undefined || rand.queue.length === 0) {
         if (callback === undefined && rand.mode === "fixed") {
             throw new PeerError(`fixed randomness: ${size} bytes requested, queue empty`, "RANDOMNESS_EXHAUSTED");
