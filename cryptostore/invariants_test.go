@@ -133,15 +133,22 @@ func TestInvariant5FailedStepChangesNothing(t *testing.T) {
 	})
 }
 
-// Invariant 3: a process that took the lease and was then frozen (here,
-// between taking the lease and its write transaction) while another process
-// took the lease over and wrote, can never write: its write fails with
+// Invariant 3: a process that holds the lease and is frozen (here, just
+// before a write transaction) while its lease expires and another process
+// takes it over and writes, can never write: its write fails with
 // ErrLeaseLost and the store holds only the other process's data.
 func TestInvariant3FencedWriterCannotWrite(t *testing.T) {
 	_, path := tempStore(t)
-	a := openAt(t, path, "app")
-	b := openAt(t, path, "nse")
+	// Renewal far apart, so that only the fence can notice the takeover.
+	slow := func(o *Options) { o.Lease = xprocess.Options{Duration: time.Minute, RenewEvery: 50 * time.Second} }
+	a := openAt(t, path, "app", slow)
+	b := openAt(t, path, "nse", slow)
 	ctx := context.Background()
+	held, err := a.Process().Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Release()
 	testHookBeforeWrite = func() {
 		testHookBeforeWrite = nil
 		raw, _ := sql.Open("sqlite", path)
@@ -154,7 +161,7 @@ func TestInvariant3FencedWriterCannotWrite(t *testing.T) {
 		update(t, b, func(tx *Tx) error { return tx.TrackUser("@b:x", true) })
 	}
 	defer func() { testHookBeforeWrite = nil }()
-	err := a.Update(ctx, "stale write", Normal, func(tx *Tx) error { return tx.TrackUser("@a:x", true) })
+	err = a.Update(ctx, "stale write", Normal, func(tx *Tx) error { return tx.TrackUser("@a:x", true) })
 	if !errors.Is(err, ErrLeaseLost) {
 		t.Fatalf("stale writer: %v", err)
 	}

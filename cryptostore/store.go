@@ -234,33 +234,35 @@ func (s *Store) run(ctx context.Context, why string, write bool, dur Durability,
 		return err
 	}
 	defer exit()
-	lease, err := s.proc.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("cryptostore: %s: %w", why, err)
-	}
-	defer lease.Release()
-	if s.cache.observe(uint64(lease.Generation()), lease.Changed()) {
-		s.log.Debug().Int64("generation", lease.Generation()).Msg("cache invalidated")
-	}
 	t := &Tx{s: s, ctx: ctx, write: write}
-	t.gen, t.seq = s.cache.begin()
+	// begin runs first inside the transaction: it drops the cache if the lease
+	// says another process may have moved state on, before anything is read.
+	begin := func(sqlTx *sql.Tx, gen int64, changed bool) {
+		if s.cache.observe(uint64(gen), changed) {
+			s.log.Debug().Int64("generation", gen).Msg("cache invalidated")
+		}
+		t.tx = sqlTx
+		t.gen, t.seq = s.cache.begin()
+		t.onCommit = t.onCommit[:0]
+	}
 	if !write {
 		return s.db.Read(ctx, why, func(sqlTx *sql.Tx) error {
-			t.tx = sqlTx
+			gen, changed, err := s.proc.Observe(sqlTx)
+			if err != nil {
+				return err
+			}
+			begin(sqlTx, gen, changed)
 			return fn(t)
 		})
 	}
 	if testHookBeforeWrite != nil {
 		testHookBeforeWrite()
 	}
-	err = s.db.WriteThen(ctx, why, dur, func(sqlTx *sql.Tx) error {
-		if err := lease.Fence(sqlTx); err != nil {
-			return err
-		}
-		t.tx = sqlTx
+	err = s.proc.Write(ctx, why, dur, func(sqlTx *sql.Tx, gen int64, changed bool) error {
+		begin(sqlTx, gen, changed)
 		return fn(t)
 	}, func() {
-		// Still holding the write connection: publications run in commit order.
+		// Still holding the writer: publications run in commit order.
 		s.cache.publish(t.onCommit)
 	})
 	if errors.Is(err, ErrLeaseLost) {
@@ -269,10 +271,10 @@ func (s *Store) run(ctx context.Context, why string, write bool, dur Durability,
 	return err
 }
 
-// now returns the store clock in Unix milliseconds.
-func (s *Store) nowMillis() int64 { return s.now().UnixMilli() }
-
 // testHookBeforeWrite runs between taking the lease and the write
 // transaction: tests use it to move the lease on behind a writer's back, as
 // a process frozen at that point would experience.
 var testHookBeforeWrite func()
+
+// nowMillis returns the store clock in Unix milliseconds.
+func (s *Store) nowMillis() int64 { return s.now().UnixMilli() }

@@ -1,0 +1,141 @@
+package xprocess
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/xolm/xolm/internal/sqlitedb"
+)
+
+// Transaction-scoped holds: a protocol step that only needs the lease for
+// one write transaction takes it inside that transaction and releases it at
+// the end, so the step costs one commit instead of three (acquire, work,
+// release). Exclusion is the same: the transaction holds SQLite's write lock
+// from the take to the release, and the row says who moved state on last.
+
+// errTxBusy ends a transaction-scoped attempt that found the lease taken or
+// another process's turn next; Write then waits like Acquire.
+var errTxBusy = errors.New("xprocess: lease busy")
+
+// Write runs fn in one write transaction under the lease, and onCommit (if
+// not nil) after a successful commit, still inside the database's writer
+// lock, so that the onCommit calls of successive transactions run in commit
+// order.
+//
+// If this process holds the lease (Acquire), the transaction is fenced with
+// that hold. Otherwise the lease is taken inside the transaction and released
+// at its end; if another process holds it, or a waiter has the next turn,
+// Write waits for its turn as Acquire does. fn learns the generation and
+// whether state may have changed since this process last saw it (as
+// [Lease.Changed]) before it reads anything. Write fails with ErrLeaseLost when the fence finds another holder.
+func (p *Process) Write(ctx context.Context, why string, dur sqlitedb.Durability,
+	fn func(tx *sql.Tx, generation int64, changed bool) error, onCommit func()) error {
+	if l, err := p.reenter(); err != nil {
+		return err
+	} else if l != nil {
+		defer l.Release()
+		return p.writeHeld(ctx, why, dur, l, fn, onCommit)
+	}
+	err := p.writeScoped(ctx, why, dur, fn, onCommit)
+	if !errors.Is(err, errTxBusy) {
+		return err
+	}
+	l, err := p.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer l.Release()
+	return p.writeHeld(ctx, why, dur, l, fn, onCommit)
+}
+
+func (p *Process) writeHeld(ctx context.Context, why string, dur sqlitedb.Durability, l *Lease,
+	fn func(tx *sql.Tx, generation int64, changed bool) error, onCommit func()) error {
+	return p.db.WriteThen(ctx, why, dur, func(tx *sql.Tx) error {
+		if err := l.Fence(tx); err != nil {
+			return err
+		}
+		return fn(tx, l.Generation(), l.Changed())
+	}, onCommit)
+}
+
+// writeScoped tries to take the lease for the span of one transaction.
+func (p *Process) writeScoped(ctx context.Context, why string, dur sqlitedb.Durability,
+	fn func(tx *sql.Tx, generation int64, changed bool) error, onCommit func()) error {
+	select {
+	case p.rowSem <- struct{}{}: // no Acquire or Release of ours changes the row meanwhile
+	case <-ctx.Done():
+		return fmt.Errorf("xprocess: %s: %w", why, context.Cause(ctx))
+	}
+	defer func() { <-p.rowSem }()
+	p.mu.Lock()
+	err := p.usableLocked()
+	prev := p.seen
+	p.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	dead := func(id string) bool { return holderDead(p.aliveDir, id) }
+	var now seen
+	err = p.db.WriteThen(ctx, why, dur, func(tx *sql.Tx) error {
+		res, err := tryRow(tx, p.id, newClock(p.now(), p.dur), p.dur, false, dead)
+		if err != nil {
+			return err
+		}
+		if !res.ok {
+			return errTxBusy
+		}
+		var stamp int64
+		if err := tx.QueryRow(fenceSQL, leaseName, p.id, res.generation).Scan(&stamp); err != nil {
+			return fmt.Errorf("xprocess: fence: %w", err)
+		}
+		taken := seen{gen: res.generation, stamp: res.dataStamp, any: true}
+		if err := fn(tx, res.generation, taken != prev); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(releaseSQL, leaseName, p.id, res.generation); err != nil {
+			return fmt.Errorf("xprocess: release: %w", err)
+		}
+		now = seen{gen: res.generation, stamp: stamp, any: true}
+		if prev.any && prev.gen != res.generation {
+			p.log.Info().Int64("from", prev.gen).Int64("to", res.generation).Msg("lease generation changed")
+		}
+		return nil
+	}, func() {
+		p.mu.Lock()
+		p.seen = now
+		p.mu.Unlock()
+		if onCommit != nil {
+			onCommit()
+		}
+	})
+	return err
+}
+
+// Observe reads the lease row inside the caller's read transaction, whose
+// snapshot it pins, and reports whether state may have changed since this
+// process last saw it; a reader drops its caches when it has. It costs one
+// primary-key read. Reads need no exclusion: a snapshot cannot be changed
+// under them, and every decision that changes state is taken again inside a
+// write transaction under the lease.
+func (p *Process) Observe(tx *sql.Tx) (generation int64, changed bool, err error) {
+	var gen, stamp int64
+	err = tx.QueryRow(`SELECT generation, data_stamp FROM xprocess_lease WHERE name = ?`, leaseName).Scan(&gen, &stamp)
+	if errors.Is(err, sql.ErrNoRows) {
+		gen, stamp, err = 0, 0, nil // nobody has written under the lease yet
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("xprocess: observe: %w", err)
+	}
+	obs := seen{gen: gen, stamp: stamp, any: true}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	changed = obs != p.seen
+	// Generations and stamps only grow: an older snapshot must not move what
+	// this process has seen backwards.
+	if !p.seen.any || gen > p.seen.gen || (gen == p.seen.gen && stamp > p.seen.stamp) {
+		p.seen = obs
+	}
+	return gen, changed, nil
+}
