@@ -63,6 +63,28 @@ func TestSameRandomness(t *testing.T) {
 		sameOlm(t, shared, key)
 		sameMegolm(t, shared, key)
 	}
+	sameOneTimeKeyOverflow(t, shared, key)
+}
+
+// sameOneTimeKeyOverflow generates more one-time keys than an account holds,
+// published and not, and checks that xolm drops the same ones as libolm.
+func sameOneTimeKeyOverflow(t *testing.T, shared sharedRandom, key []byte) {
+	l := shared.l
+	a := newTwinAccount(t, shared)
+	for i, n := range []int{olm.MaxOneTimeKeys * 3 / 5, olm.MaxOneTimeKeys * 3 / 10, olm.MaxOneTimeKeys * 3 / 10} {
+		r := shared.next(32 * n)
+		l.call("account.generate_one_time_keys", map[string]any{"account": a.l.h, "count": n}, nil)
+		if err := a.x.GenerateOneTimeKeys(r, n); err != nil {
+			t.Fatal(err)
+		}
+		shared.used(r, "one-time keys")
+		if i == 0 {
+			l.call("account.mark_keys_as_published", map[string]any{"account": a.l.h}, nil)
+			a.x.MarkKeysAsPublished()
+		}
+		sameAccount(t, a.x, a.l)
+		same(t, "account pickle", a.x.LibolmPickle(key), l.pickle("account", a.l.h, key))
+	}
 }
 
 // twinAccount is one account made twice, in xolm and in libolm, from the same
