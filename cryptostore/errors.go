@@ -9,6 +9,10 @@ import (
 // or not a database at all. The file is left untouched.
 var ErrNotStore = errors.New("cryptostore: not an xolm store")
 
+// ErrOpen is matched by every failure to open or create the store file
+// itself: a missing or read-only directory, a file that cannot be read.
+var ErrOpen = errors.New("cryptostore: cannot open the store file")
+
 // ErrNotFound is returned by lookups of a row that does not exist.
 var ErrNotFound = errors.New("cryptostore: not found")
 

@@ -116,7 +116,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("cryptostore: open: %w", err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrOpen, path, err)
 	}
 	var applied []int
 	err = db.Write(ctx, "migrate", sqlitedb.Synced, func(tx *sql.Tx) error {
@@ -128,7 +128,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		if errors.Is(err, ErrNotStore) || errors.As(err, new(*SchemaTooNewError)) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("cryptostore: migrate %s: %w", path, err)
+		return nil, fmt.Errorf("%w: %s: migrate: %w", ErrOpen, path, err)
 	}
 	for _, v := range applied {
 		opts.Logger.Info().Int("version", v).Msg("migration run")
@@ -139,7 +139,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	proc, err := xprocess.New(db, lopts)
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("cryptostore: lease: %w", err)
+		return nil, fmt.Errorf("%w: %s: lease: %w", ErrOpen, path, err)
 	}
 	// Suspended: the lease is released first (by xprocess), then the WAL is
 	// checkpointed and every connection closed, so the process holds no file
@@ -165,7 +165,7 @@ func checkHeader(path string) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("cryptostore: open: %w", err)
+		return fmt.Errorf("%w: %w", ErrOpen, err)
 	}
 	defer f.Close()
 	var hdr [16]byte
@@ -189,17 +189,31 @@ func checkForeign(path string) error {
 	}
 	defer db.Close()
 	var appID, objects int
-	if err := db.QueryRow("PRAGMA application_id").Scan(&appID); err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrNotStore, path, err)
+	err = db.QueryRow("PRAGMA application_id").Scan(&appID)
+	if err == nil {
+		err = db.QueryRow("SELECT count(*) FROM sqlite_schema").Scan(&objects)
 	}
-	if err := db.QueryRow("SELECT count(*) FROM sqlite_schema").Scan(&objects); err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrNotStore, path, err)
+	if err != nil {
+		return classifyOpenError(path, err)
 	}
 	if appID != applicationID && objects > 0 {
 		return fmt.Errorf("%w: %s holds another application's database", ErrNotStore, path)
 	}
 	return nil
 }
+
+// classifyOpenError tells a file that is not a database (ErrNotStore) from
+// one that cannot be opened here (ErrOpen: permissions, read-only directory).
+func classifyOpenError(path string, err error) error {
+	var coded interface{ Code() int }
+	if errors.As(err, &coded) && coded.Code()&0xff == sqliteNotADB {
+		return fmt.Errorf("%w: %s: %v", ErrNotStore, path, err)
+	}
+	return fmt.Errorf("%w: %s: %w", ErrOpen, path, err)
+}
+
+// sqliteNotADB is SQLite's primary result code SQLITE_NOTADB.
+const sqliteNotADB = 26
 
 // Process returns the store's lease and phase controller, for holding the
 // lease across several transactions and for app phase changes.

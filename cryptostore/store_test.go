@@ -8,7 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -153,6 +156,17 @@ func TestOpenRefusesForeignFiles(t *testing.T) {
 	if b, _ := os.ReadFile(junk); string(b) != "this is not a database, and it is long enough" {
 		t.Fatal("junk overwritten")
 	}
+	// A SQLite header over garbage: a corrupt file is a typed error and is
+	// left exactly as it was (salvage works on a copy).
+	corrupt := filepath.Join(dir, "corrupt.db")
+	garbage := append([]byte("SQLite format 3\x00"), bytes.Repeat([]byte{0xA5}, 8192)...)
+	os.WriteFile(corrupt, garbage, 0o600)
+	if _, err := Open(context.Background(), corrupt, Options{Key: testKey, Role: "app"}); !errors.Is(err, ErrNotStore) {
+		t.Fatalf("corrupt: %v", err)
+	}
+	if b, _ := os.ReadFile(corrupt); !bytes.Equal(b, garbage) {
+		t.Fatal("corrupt file changed")
+	}
 	other := filepath.Join(dir, "other.db")
 	db, _ := sql.Open("sqlite", other)
 	db.Exec("CREATE TABLE notes(x)")
@@ -166,23 +180,61 @@ func TestOpenRefusesForeignFiles(t *testing.T) {
 	}
 }
 
+// A store in a directory the process may not write is a typed error, for a
+// new store and for an existing one, and an existing file is left as it was.
+// Root ignores directory permissions, so as root the test runs itself again
+// as an unprivileged user.
 func TestOpenReadOnlyDirectoryIsTypedError(t *testing.T) {
-	if os.Geteuid() == 0 {
-		// root ignores directory permissions; use a path under a file instead
-		dir := t.TempDir()
-		f := filepath.Join(dir, "file")
-		os.WriteFile(f, nil, 0o600)
-		_, err := Open(context.Background(), filepath.Join(f, "crypto.db"), Options{Key: testKey, Role: "app"})
-		if err == nil {
-			t.Fatal("opened a store under a regular file")
-		}
+	if dir := os.Getenv("XOLM_TEST_RO_DIR"); dir != "" {
+		checkReadOnlyDir(t, dir)
 		return
 	}
-	dir := t.TempDir()
-	os.Chmod(dir, 0o500)
-	defer os.Chmod(dir, 0o700)
-	if _, err := Open(context.Background(), filepath.Join(dir, "crypto.db"), Options{Key: testKey, Role: "app"}); err == nil {
-		t.Fatal("opened a store in a read-only directory")
+	dir, err := os.MkdirTemp("", "xolm-ro-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(dir, 0o755); os.RemoveAll(dir) })
+	openAt(t, filepath.Join(dir, "existing.db"), "app").Close()
+	os.Remove(filepath.Join(dir, "existing.db-wal"))
+	os.Remove(filepath.Join(dir, "existing.db-shm"))
+	os.RemoveAll(filepath.Join(dir, "existing.db.holders"))
+	os.Remove(filepath.Join(dir, "existing.db.lease"))
+	os.Chmod(filepath.Join(dir, "existing.db"), 0o444)
+	if os.Geteuid() != 0 {
+		os.Chmod(dir, 0o555)
+		checkReadOnlyDir(t, dir)
+		return
+	}
+	// Copy the test binary where the unprivileged user can run it.
+	self, _ := os.ReadFile(os.Args[0])
+	bin := filepath.Join(dir, "self.test")
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o555)
+	cmd := exec.Command(bin, "-test.run=^TestOpenReadOnlyDirectoryIsTypedError$", "-test.v")
+	cmd.Env = append(os.Environ(), "XOLM_TEST_RO_DIR="+dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS") {
+		t.Fatalf("unprivileged run: %v\n%s", err, out)
+	}
+}
+
+func checkReadOnlyDir(t *testing.T, dir string) {
+	for _, name := range []string{"new.db", "existing.db"} {
+		path := filepath.Join(dir, name)
+		before, _ := os.ReadFile(path)
+		_, err := Open(context.Background(), path, Options{Key: testKey, Role: "app"})
+		if !errors.Is(err, ErrOpen) {
+			t.Fatalf("%s: err = %v, want ErrOpen", name, err)
+		}
+		if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+			t.Fatalf("%s changed", name)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "new.db")); !os.IsNotExist(err) {
+		t.Fatal("a store file appeared in a read-only directory")
 	}
 }
 
