@@ -157,7 +157,7 @@ func TestOpenRefusesForeignFiles(t *testing.T) {
 		t.Fatal("junk overwritten")
 	}
 	// A SQLite header over garbage: a corrupt file is a typed error and is
-	// left exactly as it was (salvage works on a copy).
+	// left exactly as it was.
 	corrupt := filepath.Join(dir, "corrupt.db")
 	garbage := append([]byte("SQLite format 3\x00"), bytes.Repeat([]byte{0xA5}, 8192)...)
 	os.WriteFile(corrupt, garbage, 0o600)
