@@ -120,6 +120,8 @@ func (h *helper) serve(req storeproc.Request) storeproc.Reply {
 		r, err = h.preKey(ctx, req)
 	case storeproc.OpWriteLoop:
 		err = h.writeLoop(ctx, req)
+	case storeproc.OpRecord:
+		err = h.record(ctx, req, nil)
 	case storeproc.OpHold:
 		err = h.hold(ctx, req)
 	case storeproc.OpFinish:

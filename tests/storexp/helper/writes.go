@@ -59,17 +59,28 @@ func (h *helper) writeLoop(ctx context.Context, req storeproc.Request) error {
 	}
 }
 
-// hold records Label in a write transaction, prints the event "inside" and
-// keeps the transaction open until OpFinish names this request.
+// record records Label in a write transaction. If inside is not nil, it is
+// called inside the transaction, after the write, and its error returned.
+func (h *helper) record(ctx context.Context, req storeproc.Request, inside func() error) error {
+	return h.store.Update(ctx, req.Op, cryptostore.Normal, func(tx *cryptostore.Tx) error {
+		if err := tx.AddOlmMessage(storeproc.LabelHash(req.Label), "storexp"); err != nil {
+			return err
+		}
+		if inside == nil {
+			return nil
+		}
+		return inside()
+	})
+}
+
+// hold is record that prints the event "inside" and keeps the transaction
+// open until OpFinish names this request.
 func (h *helper) hold(ctx context.Context, req storeproc.Request) error {
 	release := make(chan struct{})
 	h.mu.Lock()
 	h.holds[req.ID] = release
 	h.mu.Unlock()
-	return h.store.Update(ctx, "hold", cryptostore.Normal, func(tx *cryptostore.Tx) error {
-		if err := tx.AddOlmMessage(storeproc.LabelHash(req.Label), "storexp"); err != nil {
-			return err
-		}
+	return h.record(ctx, req, func() error {
 		h.emit(storeproc.Reply{ID: req.ID, Event: "inside", OK: true})
 		select {
 		case <-release:

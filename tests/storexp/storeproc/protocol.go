@@ -25,6 +25,7 @@ const (
 	OpEncrypt     = "encrypt"      // Update (Synced): encrypt Plaintext with the newest session of Sender
 	OpPreKey      = "prekey"       // Update: receive the pre-key message Body from Sender
 	OpWriteLoop   = "write-loop"   // Updates without end, reporting each commit, until killed
+	OpRecord      = "record"       // Update: record Label
 	OpHold        = "hold"         // Update that records Label, then waits for OpFinish
 	OpFinish      = "finish"       // let the OpHold with id Target commit
 	OpSeen        = "seen"         // View: whether Label was recorded
