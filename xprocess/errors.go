@@ -38,7 +38,8 @@ var (
 // matches [ErrLeaseHeld] with errors.Is.
 type LeaseExistsError struct {
 	// Holder is the holder (or waiting process) in the way, in Holder.String
-	// form.
+	// form; empty when this process released the lease last and other
+	// processes are waiting for their turn.
 	Holder string
 	// ExpiresAt is when its claim runs out unless renewed.
 	ExpiresAt time.Time

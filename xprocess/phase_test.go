@@ -128,12 +128,17 @@ func TestInvariant13SuspendCancelsAWaitingAcquire(t *testing.T) {
 		_, err := p.Acquire(ctx)
 		waited <- err
 	}()
-	waitFor(t, "the waiter to claim the next turn", func() bool { return e.row().want == p.Holder().String() })
+	waitFor(t, "the waiter to register or claim the next turn", func() bool {
+		return other.gate.othersWaiting() || e.row().want == p.Holder().String()
+	})
 	if err := p.SetPhase(ctx, Suspended); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-waited; !errors.Is(err, ErrSuspended) {
 		t.Fatalf("waiting Acquire = %v, want ErrSuspended", err)
+	}
+	if other.gate.othersWaiting() {
+		t.Fatal("a suspended process is still registered as waiting: it holds a file lock")
 	}
 }
 

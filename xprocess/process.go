@@ -79,6 +79,8 @@ type Process struct {
 	drained    chan struct{}                     // guarded by mu: closed when inflight reaches 0
 	onSuspend  []func(ctx context.Context) error // guarded by mu
 	onResume   []func(ctx context.Context) error // guarded by mu
+	yieldSkip  int                               // guarded by mu: acquisitions left that do not yield, after a waiter let a yield time out
+	yieldBack  int                               // guarded by mu: the next yieldSkip, doubling per timeout until another holder shows up
 }
 
 // seen is the (generation, data stamp) this process saw after its own last
@@ -105,8 +107,7 @@ func New(db *sqlitedb.DB, opts Options) (*Process, error) {
 	if opts.RenewEvery >= opts.Duration || opts.Duration < 10*time.Millisecond {
 		return nil, fmt.Errorf("xprocess: renewal every %v cannot keep a %v lease", opts.RenewEvery, opts.Duration)
 	}
-	err = db.Write(context.Background(), "xprocess: migrate", sqlitedb.Normal, Migrate)
-	if err != nil {
+	if err := ensureTable(db); err != nil {
 		return nil, err
 	}
 	dir := livenessDir(db.Path())
@@ -127,77 +128,6 @@ func New(db *sqlitedb.DB, opts Options) (*Process, error) {
 
 // Holder returns this instance's identity.
 func (p *Process) Holder() Holder { return p.holder }
-
-// Acquire returns a hold on the lease, waiting (until ctx is done) while
-// another process holds it or has the next turn. If this process already
-// holds a valid lease, Acquire returns another hold on it at once. Release
-// every Lease, normally at the end of the operation it guards.
-func (p *Process) Acquire(ctx context.Context) (*Lease, error) {
-	if l, err := p.reenter(); l != nil || err != nil {
-		return l, err
-	}
-	select {
-	case p.waitSem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("xprocess: acquire: %w", context.Cause(ctx))
-	}
-	defer func() { <-p.waitSem }()
-	p.mu.Lock()
-	suspending := p.suspending
-	p.mu.Unlock()
-	poll := minPoll
-	gateUseless := false
-	for {
-		if l, err := p.reenter(); l != nil || err != nil {
-			return l, err
-		}
-		res, l, err := p.attempt(ctx, true)
-		if l != nil || err != nil {
-			return l, err
-		}
-		wait := poll
-		if until := time.Until(time.UnixMilli(res.until)) + time.Millisecond; until < wait {
-			wait = max(until, 0)
-		}
-		// A wake-up that found the lease still taken means the holder does
-		// not have the turnstile yet; poll once before trusting it again.
-		var wake <-chan struct{}
-		if !gateUseless {
-			wake = p.gate.wait()
-		}
-		gateUseless = false
-		timer := time.NewTimer(wait)
-		select {
-		case <-timer.C:
-			poll = min(2*poll, maxPoll)
-		case <-wake:
-			gateUseless = true
-		case <-ctx.Done():
-			timer.Stop()
-			return nil, fmt.Errorf("xprocess: acquire: %w", context.Cause(ctx))
-		case <-suspending:
-			timer.Stop()
-			return nil, ErrSuspended
-		case <-p.ctx.Done():
-			timer.Stop()
-			return nil, ErrClosed
-		}
-		timer.Stop()
-	}
-}
-
-// TryAcquire is Acquire without waiting: if another process holds the lease
-// or has the next turn, it returns a [*LeaseExistsError].
-func (p *Process) TryAcquire(ctx context.Context) (*Lease, error) {
-	if l, err := p.reenter(); l != nil || err != nil {
-		return l, err
-	}
-	res, l, err := p.attempt(ctx, false)
-	if l != nil || err != nil {
-		return l, err
-	}
-	return nil, &LeaseExistsError{Holder: res.blocker, ExpiresAt: time.UnixMilli(res.until)}
-}
 
 // reenter returns a new hold on the current tenure if it is still valid.
 func (p *Process) reenter() (*Lease, error) {
@@ -224,7 +154,34 @@ func (p *Process) usableLocked() error {
 	return nil
 }
 
-// attempt makes one try at the row and, on success, starts a tenure.
+// peek reads the row and judges it with outlook. When the row names this
+// process and is free, yield (if not nil) decides whether to stand aside for
+// a waiting process instead (res.yielded).
+func (p *Process) peek(ctx context.Context, yield func() bool) (res attemptResult, canWin, canClaim bool, err error) {
+	var row leaseRow
+	err = p.db.Read(ctx, "xprocess: peek", func(tx *sql.Tx) error {
+		var err error
+		row, err = readRow(tx)
+		return err
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return res, true, false, nil
+	}
+	if err != nil {
+		return res, false, false, fmt.Errorf("xprocess: acquire: %w", err)
+	}
+	c := newClock(p.now(), p.dur)
+	if yield != nil && row.holder == p.id && !c.live(row.expires, c.horizon) && yield() {
+		return attemptResult{yielded: true}, false, false, nil
+	}
+	res, canWin, canClaim = outlook(row, p.id, c, p.dead)
+	return res, canWin, canClaim, nil
+}
+
+func (p *Process) dead(id string) bool { return holderDead(p.aliveDir, id) }
+
+// attempt makes one try at the row in a write transaction and, on success,
+// starts a tenure.
 func (p *Process) attempt(ctx context.Context, wantTurn bool) (attemptResult, *Lease, error) {
 	select {
 	case p.rowSem <- struct{}{}:
@@ -242,7 +199,7 @@ func (p *Process) attempt(ctx context.Context, wantTurn bool) (attemptResult, *L
 	err = p.db.Write(ctx, "xprocess: acquire", sqlitedb.Normal, func(tx *sql.Tx) error {
 		var err error
 		c := newClock(p.now(), p.dur)
-		res, err = tryRow(tx, p.id, c, p.dur, wantTurn, func(id string) bool { return holderDead(p.aliveDir, id) })
+		res, err = tryRow(tx, p.id, c, p.dur, wantTurn, p.dead)
 		return err
 	})
 	if err != nil && ctx.Err() != nil {
@@ -285,6 +242,7 @@ func (p *Process) begin(res attemptResult) *Lease {
 	}
 	ev.Msg("lease taken")
 	if prev.any && prev.gen != res.generation {
+		p.yieldSkip, p.yieldBack = 0, 0 // others do take their turns
 		p.log.Info().Int64("from", prev.gen).Int64("to", res.generation).Msg("lease generation changed")
 	}
 	return &Lease{p: p, t: t, stamp: res.dataStamp, changed: changed}

@@ -1,10 +1,16 @@
 package xprocess
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/xolm/xolm/internal/sqlitedb"
 )
 
 // leaseName is the key of the one lease row a store uses.
@@ -34,6 +40,29 @@ func Migrate(tx *sql.Tx) error {
 		return fmt.Errorf("xprocess: migrate: %w", err)
 	}
 	return nil
+}
+
+const tableExistsSQL = `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'xprocess_lease'`
+
+// ensureTable creates the lease table if it is missing. It looks first with
+// a read: a write would wait for SQLite's write lock, which a busy holder
+// may keep for long stretches.
+func ensureTable(db *sqlitedb.DB) error {
+	var n int
+	err := db.Read(context.Background(), "xprocess: look for table", func(tx *sql.Tx) error {
+		return tx.QueryRow(tableExistsSQL).Scan(&n)
+	})
+	if err != nil || n > 0 {
+		return err
+	}
+	return db.Write(context.Background(), "xprocess: migrate", sqlitedb.Normal, Migrate)
+}
+
+// isBusy reports whether err is SQLite's "database is locked": another
+// connection kept the write lock past the busy timeout.
+func isBusy(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // acquireSQL takes or extends the lease in one statement. Our own unexpired
@@ -96,6 +125,8 @@ type attemptResult struct {
 
 	blocker string // when !ok: the holder, or the waiter whose turn is next
 	until   int64  // when !ok: unix ms at which the blocker's claim runs out
+	yielded bool   // when !ok: we released last and stand aside for a waiter
+	held    bool   // when !ok: a live holder has the lease (rather than a claim on the next turn)
 }
 
 // clock carries one attempt's view of time, in unix milliseconds.
@@ -142,7 +173,7 @@ func tryRow(tx *sql.Tx, holder string, c clock, dur time.Duration, wantTurn bool
 		}
 	}
 	if holderBlocks && deadHolder == "" {
-		res.blocker, res.until = row.holder, row.expires
+		res.blocker, res.until, res.held = row.holder, row.expires, true
 	} else {
 		res.blocker, res.until = row.want, row.wantExpires
 	}
@@ -177,4 +208,26 @@ func readRow(tx *sql.Tx) (leaseRow, error) {
 	var r leaseRow
 	err := tx.QueryRow(readSQL, leaseName).Scan(&r.holder, &r.expires, &r.generation, &r.want, &r.wantExpires)
 	return r, err
+}
+
+// outlook judges the row from a plain read: whether an attempt could win
+// now, and if not, who is in the way and whether an attempt would record
+// a claim on the next turn for us (none stands, or ours is going stale).
+// Attempts that can neither win nor claim are skipped: they would contend
+// for SQLite's write lock with the holder, and SQLite's busy handler sleeps
+// a millisecond or more per collision.
+func outlook(row leaseRow, holder string, c clock, dead func(string) bool) (res attemptResult, canWin, canClaim bool) {
+	if row.holder == holder && c.live(row.expires, c.horizon) {
+		return res, true, false // ours to extend
+	}
+	holderBlocks := c.live(row.expires, c.horizon) && !dead(row.holder)
+	wantBlocks := row.want != "" && row.want != holder && c.live(row.wantExpires, c.wantHorizon) && !dead(row.want)
+	switch {
+	case holderBlocks:
+		ownFresh := row.want == holder && row.wantExpires-c.now > WantTTL.Milliseconds()/2 && row.wantExpires <= c.wantHorizon
+		return attemptResult{blocker: row.holder, until: row.expires, held: true}, false, !wantBlocks && !ownFresh
+	case wantBlocks:
+		return attemptResult{blocker: row.want, until: row.wantExpires}, false, false
+	}
+	return res, true, false
 }

@@ -2,6 +2,7 @@ package xprocess
 
 import (
 	"sync"
+	"time"
 
 	"github.com/xolm/xolm/internal/flock"
 )
@@ -21,7 +22,8 @@ import (
 // go and closes its file. Such a goroutine may outlive Close: it exits as soon
 // as the kernel grants the lock.
 type turnstile struct {
-	path string // constant; "" where flock is unsupported
+	path    string // constant; "" where flock is unsupported
+	waiters string // constant: see joinWaiters; "" where flock is unsupported
 
 	mu      sync.Mutex
 	blocked chan struct{} // guarded by mu: closed when the blocked goroutine gets the lock; nil if none
@@ -39,7 +41,51 @@ func newTurnstile(dbPath string) *turnstile {
 	if !flock.Supported {
 		return &turnstile{}
 	}
-	return &turnstile{path: dbPath + ".lease"}
+	return &turnstile{path: dbPath + ".lease", waiters: dbPath + ".waiters"}
+}
+
+// Waiting processes hold a shared flock on <db path>.waiters for as long as
+// they wait, so that the process that released the lease last can tell,
+// without writing to the database, that someone is waiting and stand aside.
+// (A waiter's claim in the row needs SQLite's write lock, which a busy holder
+// keeps taking; SQLite's busy handler is no queue.)
+
+// joinWaiters registers this process as waiting and returns the function
+// that ends the registration, or nil if it could not register (no flock, or
+// another process probing at this instant); it may try again.
+func (g *turnstile) joinWaiters() (leave func()) {
+	if g.waiters == "" {
+		return nil
+	}
+	f, err := flock.Open(g.waiters)
+	if err != nil {
+		return nil
+	}
+	// A probe holds the exclusive lock for a few microseconds; try a few
+	// times rather than block, which could not be cancelled.
+	for range 5 {
+		if ok, _ := f.TryLockShared(); ok {
+			return func() { f.Close() }
+		}
+		time.Sleep(20 * time.Microsecond)
+	}
+	f.Close()
+	return nil
+}
+
+// othersWaiting reports whether any process is registered as waiting. The
+// caller must not be registered itself.
+func (g *turnstile) othersWaiting() bool {
+	if g.waiters == "" {
+		return false
+	}
+	f, err := flock.Open(g.waiters)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	ok, err := f.TryLock()
+	return err == nil && !ok
 }
 
 // hold claims the turnstile lock for a new holding: at once if it is free,

@@ -8,6 +8,9 @@ const Supported = false
 // TryLock returns ErrUnsupported.
 func (f *File) TryLock() (bool, error) { return false, ErrUnsupported }
 
+// TryLockShared returns ErrUnsupported.
+func (f *File) TryLockShared() (bool, error) { return false, ErrUnsupported }
+
 // Lock returns ErrUnsupported.
 func (f *File) Lock() error { return ErrUnsupported }
 

@@ -136,3 +136,25 @@ func TestCreateAfterUnlinkLocksTheNewFile(t *testing.T) {
 		t.Fatal("the file at the path is not locked")
 	}
 }
+
+func TestSharedLocksCoexistAndExcludeExclusive(t *testing.T) {
+	requireFlock(t)
+	path := filepath.Join(t.TempDir(), "l")
+	a, b, c := open(t, path), open(t, path), open(t, path)
+	for _, f := range []*File{a, b} {
+		if ok, err := f.TryLockShared(); !ok || err != nil {
+			t.Fatalf("TryLockShared = %v, %v", ok, err)
+		}
+	}
+	if ok, err := c.TryLock(); ok || err != nil {
+		t.Fatalf("exclusive TryLock while shared locks are held = %v, %v", ok, err)
+	}
+	a.Unlock()
+	b.Close()
+	if ok, err := c.TryLock(); !ok || err != nil {
+		t.Fatalf("exclusive TryLock after the shared locks went = %v, %v", ok, err)
+	}
+	if ok, err := a.TryLockShared(); ok || err != nil {
+		t.Fatalf("TryLockShared while an exclusive lock is held = %v, %v", ok, err)
+	}
+}

@@ -12,9 +12,16 @@ const Supported = true
 
 // TryLock takes the exclusive lock if no other open file holds it, without
 // waiting. It reports whether the lock is now held.
-func (f *File) TryLock() (bool, error) {
+func (f *File) TryLock() (bool, error) { return f.try(syscall.LOCK_EX) }
+
+// TryLockShared takes a shared lock if no other open file holds the
+// exclusive one, without waiting. Shared locks coexist; an exclusive TryLock
+// fails while any is held. It reports whether the lock is now held.
+func (f *File) TryLockShared() (bool, error) { return f.try(syscall.LOCK_SH) }
+
+func (f *File) try(how int) (bool, error) {
 	for {
-		err := syscall.Flock(int(f.f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		err := syscall.Flock(int(f.f.Fd()), how|syscall.LOCK_NB)
 		switch {
 		case err == nil:
 			return true, nil
