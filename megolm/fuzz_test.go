@@ -183,6 +183,9 @@ func FuzzUnpickleOwnFormat(f *testing.F) {
 			if len(enc) != len(raw) || !bytes.Equal(enc, back.marshal()) || back.ID() != out.ID() {
 				t.Fatalf("outbound %x re-encodes as %x, then %x", raw, enc, back.marshal())
 			}
+			if _, err := NewInboundGroupSession(out.SessionKey()); err != nil {
+				t.Fatalf("outbound %x signs its session key with a key other than its ID: %v", raw, err)
+			}
 		}
 		in, err := UnpickleInboundGroupSession(pickle.Seal(&key, pickle.KindInboundGroup, nil, raw), &key, nil)
 		checkUnpickleError(t, in == nil, err)

@@ -134,7 +134,11 @@ func unmarshalOutbound(raw []byte) (*OutboundGroupSession, error) {
 	switch form := d.U8("key form"); form {
 	case keyFormSeed:
 		seed, pub := d.Array32("seed"), d.Array32("public key")
-		s.signingKey = keys.NewEd25519SecretKeyFromSeedAndPublic(&seed, &pub)
+		if k, err := keys.NewEd25519SecretKeyFromSeedAndPublic(&seed, &pub); err != nil {
+			d.Fail(fmt.Errorf("%w: %w", libolmpickle.ErrFormat, err))
+		} else {
+			s.signingKey = k
+		}
 		clear(seed[:])
 	case keyFormExpanded:
 		expanded := d.Array64("expanded key")

@@ -52,7 +52,11 @@ func UnpickleAccount(b []byte, key *[32]byte, ad []byte) (*Account, error) {
 	switch form := d.U8("ed25519 form"); form {
 	case ed25519Seed:
 		pub, seed := d.Array32("ed25519 public key"), d.Array32("ed25519 seed")
-		a.signing = keys.NewEd25519SecretKeyFromSeedAndPublic(&seed, &pub)
+		if k, err := keys.NewEd25519SecretKeyFromSeedAndPublic(&seed, &pub); err != nil {
+			d.Fail(fmt.Errorf("%w: %w", libolmpickle.ErrFormat, err))
+		} else {
+			a.signing = k
+		}
 		clear(seed[:])
 	case ed25519Expanded:
 		a.signing = decodeExpandedEd25519(d)

@@ -280,6 +280,9 @@ func FuzzUnpickleOwnFormat(f *testing.F) {
 				t.Fatalf("account %x re-encodes as %x, then %x", raw, enc, accountState(b))
 			}
 			sameAccountBehaviour(t, a, b)
+			if m := []byte("signs under the key it advertises"); !a.IdentityKeys().Ed25519.Verify(m, a.Sign(m)) {
+				t.Fatalf("account %x signs with a key other than the one it advertises", raw)
+			}
 		}
 		s, err := UnpickleSession(seal(pickle.KindSession, raw), testPickleKey, testAD)
 		checkUnpickleError(t, s == nil, err)

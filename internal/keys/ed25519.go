@@ -112,14 +112,17 @@ func NewEd25519SecretKeyFromSeed(seed *[32]byte) *Ed25519SecretKey {
 	return k
 }
 
-// NewEd25519SecretKeyFromSeedAndPublic rebuilds a seed key from stored seed and
-// public key without recomputing the public key. Use it only with
-// authenticated data (a decrypted pickle).
-func NewEd25519SecretKeyFromSeedAndPublic(seed, pub *[32]byte) *Ed25519SecretKey {
-	std := make(ed25519.PrivateKey, ed25519.PrivateKeySize)
-	copy(std, seed[:])
-	copy(std[32:], pub[:])
-	return &Ed25519SecretKey{std: std, pub: Ed25519PublicKey{b: *pub}}
+// NewEd25519SecretKeyFromSeedAndPublic rebuilds a seed key from a stored seed
+// and public key, and refuses the pair (ErrInvalidKey) if the public key is
+// not the seed's: a key that advertised one public key and signed with
+// another would publish signatures nobody can verify.
+func NewEd25519SecretKeyFromSeedAndPublic(seed, pub *[32]byte) (*Ed25519SecretKey, error) {
+	k := NewEd25519SecretKeyFromSeed(seed)
+	if k.pub.b != *pub {
+		k.Clear()
+		return nil, fmt.Errorf("%w: ed25519 public key does not belong to the seed", ErrInvalidKey)
+	}
+	return k, nil
 }
 
 // NewEd25519SecretKeyFromExpanded builds a key from libolm's 64-byte expanded
