@@ -232,6 +232,7 @@ func (p *Process) renew(t *tenure) {
 			p.mu.Lock()
 			t.expires = next
 			p.mu.Unlock()
+			p.renewed()
 			expiry.Reset(time.Until(time.UnixMilli(next)))
 		}
 	}

@@ -58,6 +58,7 @@ type Process struct {
 	gate       *turnstile       // constant
 	aliveDir   string           // constant: directory of liveness files
 	now        func() time.Time // constant: wall clock
+	renewed    func()           // constant: called after each renewal write; tests count them
 
 	ctx    context.Context    // constant: cancelled by Close
 	cancel context.CancelFunc // constant
@@ -119,7 +120,7 @@ func New(db *sqlitedb.DB, opts Options) (*Process, error) {
 	return &Process{
 		db: db, holder: h, id: h.String(), dur: opts.Duration, renewEvery: opts.RenewEvery,
 		log:  opts.Logger.With().Str("holder", h.String()).Logger(),
-		gate: newTurnstile(db.Path()), aliveDir: dir, now: time.Now,
+		gate: newTurnstile(db.Path()), aliveDir: dir, now: time.Now, renewed: func() {},
 		ctx: ctx, cancel: cancel,
 		waitSem: make(chan struct{}, 1), rowSem: make(chan struct{}, 1), phaseSem: make(chan struct{}, 1),
 		alive: alive, suspending: make(chan struct{}),

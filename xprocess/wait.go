@@ -98,7 +98,7 @@ func (p *Process) Acquire(ctx context.Context) (*Lease, error) {
 		if err != nil {
 			return nil, err
 		}
-		if registered == nil {
+		if !canWin && registered == nil {
 			registered = p.gate.joinWaiters()
 		}
 		if canWin || registered == nil && canClaim {

@@ -6,6 +6,7 @@ package lease_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -48,7 +49,14 @@ func leaseproc(b *testing.B) string {
 	return binary
 }
 
-func dbPath(b *testing.B) string { return filepath.Join(b.TempDir(), "store.db") }
+// dbPath creates the database and its tables before any helper starts:
+// processes opening a new file at once race to switch it to WAL.
+func dbPath(b *testing.B) string {
+	b.Helper()
+	path := filepath.Join(b.TempDir(), "store.db")
+	must(b, harness.Setup(leaseproc(b), path))
+	return path
+}
 
 func openDB(b *testing.B, path string) *sqlitedb.DB {
 	b.Helper()
@@ -111,4 +119,13 @@ func sortTenures(ts []tenure) {
 		}
 		return 0
 	})
+}
+
+func expiresAt(b *testing.B, db *sqlitedb.DB) int64 {
+	b.Helper()
+	var e int64
+	must(b, db.Read(context.Background(), "expiry", func(tx *sql.Tx) error {
+		return tx.QueryRow("SELECT expires_at FROM xprocess_lease").Scan(&e)
+	}))
+	return e
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xolm/xolm/internal/flock"
 	"github.com/xolm/xolm/tests/xprocess/harness"
 )
 
@@ -30,6 +31,7 @@ func TestKilledHolderIsTakenOver(t *testing.T) {
 	for round := range killRounds {
 		next := start(t, path, "-mode", "writer", "-role", "app", "-in-tx", "2ms")
 		expect(t, next, "waiting")
+		waitFor(t, "the next writer to wait", func() bool { return !flock.Supported || harness.WaiterRegistered(path) })
 		expect(t, holder, "committed")
 		time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
 		holder.Kill()

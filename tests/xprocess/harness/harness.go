@@ -17,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/xolm/xolm/internal/flock"
 )
 
 // Build compiles leaseproc into dir and returns the binary's path.
@@ -40,6 +42,19 @@ func Setup(bin, path string) error {
 		return fmt.Errorf("leaseproc setup: %v\n%s", err, out)
 	}
 	return nil
+}
+
+// WaiterRegistered reports whether some process is registered as waiting
+// for the lease on the database at path (it holds a shared lock on the
+// waiters file); false where flock is unsupported.
+func WaiterRegistered(path string) bool {
+	f, err := flock.Open(path + ".waiters")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	ok, err := f.TryLock()
+	return err == nil && !ok
 }
 
 // Proc is one running leaseproc. Its methods are safe for concurrent use.
