@@ -9,13 +9,15 @@ package store_test
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/binary"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/xolm/xolm/cryptostore"
-	"github.com/xolm/xolm/olm"
+	"github.com/xolm/xolm/internal/sqlitedb"
 )
 
 var storeKey = &[32]byte{0x5e, 0x55, 0x10, 0x45}
@@ -42,78 +44,105 @@ func view(b *testing.B, s *cryptostore.Store, fn func(tx *cryptostore.Tx) error)
 	}
 }
 
-// conversation is an Olm session as a store holds it after a short exchange
-// (its receiving and sending chains both in use, a few skipped message keys
-// kept), with the peer's side to go on with.
-type conversation struct {
-	mine   *olm.Session
-	peer   *olm.Session
-	sender string
-}
-
-// exchanges and skipped shape the session of newConversation.
-const (
-	exchanges = 3
-	skipped   = 4
-)
-
-func newConversation(b *testing.B) conversation {
-	b.Helper()
-	alice, _ := olm.NewAccount(rand.Reader)
-	bob, _ := olm.NewAccount(rand.Reader)
-	bob.GenerateOneTimeKeys(rand.Reader, 1)
-	out, err := alice.NewOutboundSession(rand.Reader, bob.IdentityKeys().Curve25519, bob.OneTimeKeys()[0].Key)
-	if err != nil {
-		b.Fatal(err)
-	}
-	_, body, _ := out.Encrypt(rand.Reader, []byte("hello"))
-	pre, _ := olm.ParsePreKeyMessage(body)
-	in, _, err := bob.NewInboundSession(nil, pre)
-	if err != nil {
-		b.Fatal(err)
-	}
-	c := conversation{mine: in, peer: out, sender: alice.IdentityKeys().Curve25519.String()}
-	for range exchanges {
-		c.send(b, c.mine, c.peer)
-		c.send(b, c.peer, c.mine)
-	}
-	for range skipped { // lost on the way: their keys stay in mine
-		c.peer.Encrypt(rand.Reader, []byte("lost"))
-	}
-	c.send(b, c.peer, c.mine)
-	return c
-}
-
-// send encrypts a message from one side and decrypts it on the other.
-func (conversation) send(b *testing.B, from, to *olm.Session) {
-	b.Helper()
-	typ, body, err := from.Encrypt(rand.Reader, []byte("a to-device event of typical size, a room key for instance"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := to.Decrypt(typ, body); err != nil {
-		b.Fatal(err)
-	}
-}
-
-// putSession stores the conversation's session in s and returns the size of
-// its sealed row, read back with a plain connection.
-func putSession(b *testing.B, s *cryptostore.Store, path string, c conversation) int {
-	b.Helper()
-	now := time.Now()
-	update(b, s, cryptostore.Normal, func(tx *cryptostore.Tx) error {
-		return tx.PutOlmSession(&cryptostore.OlmSessionRecord{SenderKey: c.sender, Session: c.mine.Clone(), CreatedAt: now, LastUsedAt: now})
-	})
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	var n int
-	if err := db.QueryRow(`SELECT length(blob) FROM olm_sessions WHERE session_id = ?`, c.mine.ID()).Scan(&n); err != nil {
-		b.Fatal(err)
-	}
-	return n
-}
-
 func storePath(b *testing.B) string { return filepath.Join(b.TempDir(), "crypto.db") }
+
+// rawDB is a SQLite file opened exactly as the store opens its own (WAL,
+// query-only readers, one BEGIN IMMEDIATE writer), holding plain tables
+// shaped like the store's: the floor a store operation is measured against.
+type rawDB struct {
+	db  *sqlitedb.DB
+	key string // the one row of blobs
+}
+
+// newRawDB creates blobs(id, blob) with one row whose blob has size bytes,
+// under a key as long as an Olm session ID, and hashes shaped like the
+// store's olm_message_hashes.
+func newRawDB(b *testing.B, size int) *rawDB {
+	b.Helper()
+	ctx := context.Background()
+	db, err := sqlitedb.Open(ctx, filepath.Join(b.TempDir(), "raw.db"), sqlitedb.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	r := &rawDB{db: db, key: "Jx1sQW0T3m0e0nJm8w2b8b0Qx9a3kqf0Yb7m2X4tq1E"}
+	blob := make([]byte, size)
+	rand.Read(blob)
+	err = db.Write(ctx, "setup", sqlitedb.Normal, func(tx *sql.Tx) error {
+		for _, q := range []string{
+			`CREATE TABLE blobs (id TEXT PRIMARY KEY, blob BLOB NOT NULL)`,
+			`CREATE TABLE hashes (hash BLOB PRIMARY KEY, sender_key TEXT NOT NULL, received_at INTEGER NOT NULL) WITHOUT ROWID`,
+		} {
+			if _, err := tx.Exec(q); err != nil {
+				return err
+			}
+		}
+		_, err := tx.Exec(`INSERT INTO blobs (id, blob) VALUES (?, ?)`, r.key, blob)
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return r
+}
+
+// readBlob is the raw floor of a session read: one read transaction, one
+// SELECT of the blob by primary key.
+func (r *rawDB) readBlob(b *testing.B) []byte {
+	var blob []byte
+	err := r.db.Read(context.Background(), "raw read", func(tx *sql.Tx) error {
+		return tx.QueryRow(`SELECT blob FROM blobs WHERE id = ?`, r.key).Scan(&blob)
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return blob
+}
+
+// hashN is the n-th distinct message hash of a benchmark.
+func hashN(n uint64) [32]byte { return sha256.Sum256(binary.BigEndian.AppendUint64(nil, n)) }
+
+// A benchCase is one operation measured against a base operation.
+type benchCase struct {
+	name    string
+	op      func(b *testing.B)
+	metrics map[string]float64 // reported as they are, beside the timings
+}
+
+// block is how many operations of one side run between switches: enough to
+// amortize a switch's cost (the Synced/Normal pragma, a clock read), few
+// enough that both sides see the same load.
+const block = 8
+
+// paired runs each case as a sub-benchmark that alternates blocks of the
+// case's operation with blocks of base's, timing each side. It reports ns/op
+// for the case alone, base's ns/op over the same span as "<baseName>-ns/op",
+// and their ratio as "x-<baseName>". Alternating keeps the ratio honest on a
+// busy machine, where two benchmarks run one after the other may see
+// different loads.
+func paired(b *testing.B, baseName string, base func(b *testing.B), cases ...benchCase) {
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			var baseTime, caseTime time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				for range block {
+					base(b)
+				}
+				t1 := time.Now()
+				for range block {
+					c.op(b)
+				}
+				baseTime += t1.Sub(t0)
+				caseTime += time.Since(t1)
+			}
+			ops := float64(b.N * block)
+			b.ReportMetric(float64(caseTime.Nanoseconds())/ops, "ns/op")
+			b.ReportMetric(float64(baseTime.Nanoseconds())/ops, baseName+"-ns/op")
+			b.ReportMetric(float64(caseTime)/float64(baseTime), "x-"+baseName)
+			for unit, v := range c.metrics {
+				b.ReportMetric(v, unit)
+			}
+		})
+	}
+}
