@@ -147,6 +147,11 @@ func holderDead(dir, id string) bool {
 	if ok, err := f.TryLock(); err != nil || !ok {
 		return false
 	}
+	// Unlocked: its owner is gone, unless the file we opened was replaced
+	// meanwhile (an instance that suspended and resumed makes a new one).
+	if same, err := f.StillAt(); err != nil || !same {
+		return false
+	}
 	os.Remove(path) // best effort: a later look finds it missing, which means the same
 	return true
 }

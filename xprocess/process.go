@@ -221,11 +221,19 @@ func (p *Process) attempt(ctx context.Context, wantTurn bool) (attemptResult, *L
 func (p *Process) begin(res attemptResult) *Lease {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if t := p.cur; t != nil && !t.lost && t.gen == res.generation {
-		// A TryAcquire raced a reentrant path; the row was merely extended.
-		t.count++
-		t.expires = res.expires
-		return &Lease{p: p, t: t, stamp: p.seen.stamp}
+	if old := p.cur; old != nil && !old.lost {
+		if old.gen == res.generation {
+			// The tenure had run out locally (or a TryAcquire raced a
+			// reentrant path) but nobody took the row: it was extended.
+			old.count++
+			old.expires = res.expires
+			return &Lease{p: p, t: old, stamp: p.seen.stamp}
+		}
+		// Another holder came and went in between: the old tenure's writes
+		// must fail.
+		old.lost = true
+		old.cancel(fmt.Errorf("%w: generation %d followed", ErrLeaseLost, res.generation))
+		old.gate.drop()
 	}
 	prev := p.seen
 	now := seen{gen: res.generation, stamp: res.dataStamp, any: true}
@@ -237,14 +245,14 @@ func (p *Process) begin(res attemptResult) *Lease {
 	p.wg.Add(1)
 	go p.renew(t)
 	changed := prev != now
-	ev := p.log.Info().Int64("generation", res.generation).Bool("changed", changed)
-	if res.tookOver != "" {
-		ev = ev.Str("took_over_from", res.tookOver)
-	}
-	ev.Msg("lease taken")
-	if prev.any && prev.gen != res.generation {
+	p.log.Debug().Int64("generation", res.generation).Bool("changed", changed).Msg("lease taken")
+	if !prev.any || prev.gen != res.generation {
 		p.yieldSkip, p.yieldBack = 0, 0 // others do take their turns
-		p.log.Info().Int64("from", prev.gen).Int64("to", res.generation).Msg("lease generation changed")
+		ev := p.log.Info().Int64("from", prev.gen).Int64("to", res.generation)
+		if res.tookOver != "" {
+			ev = ev.Str("took_over_from_dead", res.tookOver)
+		}
+		ev.Msg("lease generation changed")
 	}
 	return &Lease{p: p, t: t, stamp: res.dataStamp, changed: changed}
 }

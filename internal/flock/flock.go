@@ -70,7 +70,7 @@ func Create(path string) (*File, error) {
 			}
 			return nil, err
 		}
-		same, err := f.stillAt()
+		same, err := f.StillAt()
 		if err != nil {
 			f.Close()
 			return nil, err
@@ -83,8 +83,9 @@ func Create(path string) (*File, error) {
 	return nil, errors.New("flock: " + path + " keeps being replaced")
 }
 
-// stillAt reports whether the open file is the file now named by its path.
-func (f *File) stillAt() (bool, error) {
+// StillAt reports whether the open file is the file now named by its path:
+// false once it was unlinked or replaced.
+func (f *File) StillAt() (bool, error) {
 	open, err := f.f.Stat()
 	if err != nil {
 		return false, err

@@ -129,11 +129,14 @@ func TestCreateAfterUnlinkLocksTheNewFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if same, err := f.stillAt(); !same || err != nil {
-		t.Fatalf("stillAt = %v, %v", same, err)
+	if same, err := f.StillAt(); !same || err != nil {
+		t.Fatalf("StillAt = %v, %v", same, err)
 	}
 	if ok, _ := open(t, path).TryLock(); ok {
 		t.Fatal("the file at the path is not locked")
+	}
+	if same, err := old.StillAt(); same || err != nil {
+		t.Fatalf("StillAt on the unlinked file = %v, %v", same, err)
 	}
 }
 
