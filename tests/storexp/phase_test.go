@@ -16,15 +16,15 @@ const phaseLease = 20 * time.Second
 // committed under the lease; far below phaseLease.
 const takeoverWithin = 2 * time.Second
 
-// Invariant 13 at the store level, across processes. The app process has a
-// write transaction in flight when it is suspended: the transaction
-// finishes and commits, while a new one started during the suspension fails
-// with ErrSuspended. Once suspended, the process holds no file of the store
+// Invariant 13 at the store level, across processes. The app process holds
+// the lease (as for a batch of steps) and has a write transaction in flight
+// when it is suspended: the transaction finishes and commits, while a new
+// one started during the suspension fails with ErrSuspended. Once suspended, the process holds no file of the store
 // open (iOS kills a suspended process that holds file locks: /proc/<pid>/fd
 // names neither the database, its -wal and -shm, nor the lease's side files),
 // and the WAL is checkpointed (empty or gone). The extension process takes
-// the lease at once and commits. Resumed, the app reads the extension's row
-// and writes again.
+// the lease at once, long before it would expire, and commits. Resumed, the
+// app reads the extension's row and writes again.
 func TestSuspendedProcessLetsGo(t *testing.T) {
 	path, key := storeFile(t)
 	app := start(t, storeproc.Config{DB: path, Key: key, Role: "app", Lease: phaseLease})
@@ -34,6 +34,7 @@ func TestSuspendedProcessLetsGo(t *testing.T) {
 	if r := mustCall(t, app, storeproc.Request{Op: storeproc.OpFiles}); len(r.Files) == 0 || r.WALSize <= 0 {
 		t.Fatalf("an active app shows no open store files or an empty WAL (%v, %d bytes): the checks below cannot fail", r.Files, r.WALSize)
 	}
+	mustCall(t, app, storeproc.Request{Op: storeproc.OpAcquire})
 	hold, err := app.Send(storeproc.Request{Op: storeproc.OpHold, Label: "in flight"})
 	if err != nil {
 		t.Fatal(err)

@@ -41,6 +41,7 @@ type helper struct {
 
 	mu    sync.Mutex
 	holds map[int]chan struct{} // guarded by mu: OpHold requests waiting for OpFinish
+	kept  []*xprocess.Lease     // guarded by mu: leases taken by OpAcquire, never released
 }
 
 func main() {
@@ -128,6 +129,8 @@ func (h *helper) serve(req storeproc.Request) storeproc.Reply {
 		err = h.finish(req.Target)
 	case storeproc.OpSeen:
 		r, err = h.seen(ctx, req)
+	case storeproc.OpAcquire:
+		err = h.acquire(ctx)
 	case storeproc.OpPhase:
 		r, err = h.phase(ctx, req)
 	case storeproc.OpFiles:

@@ -123,6 +123,18 @@ func (h *helper) seen(ctx context.Context, req storeproc.Request) (storeproc.Rep
 	return r, err
 }
 
+// acquire takes the lease and keeps it: only a suspension (or exit) lets go.
+func (h *helper) acquire(ctx context.Context) error {
+	l, err := h.store.Process().Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	h.kept = append(h.kept, l)
+	h.mu.Unlock()
+	return nil
+}
+
 var phases = map[string]xprocess.Phase{
 	"active":     xprocess.Active,
 	"background": xprocess.Background,

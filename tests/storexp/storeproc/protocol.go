@@ -29,6 +29,7 @@ const (
 	OpHold        = "hold"         // Update that records Label, then waits for OpFinish
 	OpFinish      = "finish"       // let the OpHold with id Target commit
 	OpSeen        = "seen"         // View: whether Label was recorded
+	OpAcquire     = "acquire"      // take the lease and keep it, as for a batch of steps
 	OpPhase       = "phase"        // SetPhase(Phase), then report the files
 	OpFiles       = "files"        // report the WAL size and open store files
 )
