@@ -19,10 +19,11 @@ const takeoverWithin = 2 * time.Second
 // Invariant 13 at the store level, across processes. The app process holds
 // the lease (as for a batch of steps) and has a write transaction in flight
 // when it is suspended: the transaction finishes and commits, while a new
-// one started during the suspension fails with ErrSuspended. Once suspended, the process holds no file of the store
-// open (iOS kills a suspended process that holds file locks: /proc/<pid>/fd
-// names neither the database, its -wal and -shm, nor the lease's side files),
-// and the WAL is checkpointed (empty or gone). The extension process takes
+// one started during the suspension fails with ErrSuspended. Once
+// suspended, the process holds no file of the store open (iOS kills a
+// suspended process that holds file locks: /proc/<pid>/fd names neither the
+// database, its -wal and -shm, nor the lease's side files), and the WAL is
+// checkpointed (empty or gone). The extension process takes
 // the lease at once, long before it would expire, and commits. Resumed, the
 // app reads the extension's row and writes again.
 func TestSuspendedProcessLetsGo(t *testing.T) {
