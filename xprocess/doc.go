@@ -26,12 +26,20 @@
 //
 // A waiter learns that the lease is free from a kernel lock on the side file
 // <db path>.lease, which the holder keeps while it holds the lease; it also
-// polls, so a frozen holder cannot keep it waiting past the expiry. A waiter
-// that is refused claims the next turn in the row, and nobody else may take
-// the lease while that claim stands: two processes alternate instead of one
-// starving the other. Every instance keeps a lock on its own file under
-// <db path>.holders; when a holder dies the kernel drops that lock, and the
-// next waiter takes over at once instead of waiting out the lease.
+// polls, so a frozen holder cannot keep it waiting past the expiry.
+//
+// SQLite's busy handler is no queue: a process that keeps writing keeps the
+// write lock, and one that waits sleeps. So fairness is arranged outside it.
+// A waiting process registers with a shared lock on <db path>.waiters; a
+// process that released the lease last and finds someone registered stands
+// aside until that one has had its turn. Where file locks are unavailable, a
+// refused waiter claims the next turn in the lease row instead, and nobody
+// else may take the lease while that claim stands. Either way two processes
+// that both want the lease alternate instead of one starving the other.
+//
+// Every instance keeps a lock on its own file under <db path>.holders; when a
+// holder dies the kernel drops that lock, and the next waiter takes over at
+// once instead of waiting out the lease.
 //
 // # Phases
 //

@@ -141,7 +141,7 @@ func TestFairnessStaleClaimsAreIgnored(t *testing.T) {
 	}
 	// A live claim by a dead process does not block, and is cleared.
 	gone, _ := newHolder("nse")
-	e.exec("UPDATE xprocess_lease SET expires_at = 0, want = ?, want_expires_at = ?", gone.String(), now+WantTTL.Milliseconds())
+	e.exec("UPDATE xprocess_lease SET expires_at = 0, want = ?, want_expires_at = ?", gone.String(), now+wantTTL.Milliseconds())
 	if res := attemptAt(t, e, a, false); !res.ok {
 		t.Fatalf("blocked by a dead waiter's claim: %+v", res)
 	}

@@ -16,12 +16,12 @@ import (
 // leaseName is the key of the one lease row a store uses.
 const leaseName = "xolm"
 
-// WantTTL is how long a waiter's claim on the next turn (the row's want
+// wantTTL is how long a waiter's claim on the next turn (the row's want
 // column) lasts unless the waiter refreshes it. Waiters retry at least every
 // maxPoll, so a live waiter refreshes it several times over; a frozen waiter
 // holds up others for at most this long, and a dead one not at all where the
 // OS can tell that it died.
-const WantTTL = 4 * maxPoll
+const wantTTL = 4 * maxPoll
 
 const createTableSQL = `CREATE TABLE IF NOT EXISTS xprocess_lease (
 	name            TEXT PRIMARY KEY,
@@ -136,7 +136,7 @@ type clock struct {
 
 func newClock(now time.Time, dur time.Duration) clock {
 	ms := now.UnixMilli()
-	return clock{now: ms, horizon: ms + 2*dur.Milliseconds(), wantHorizon: ms + 2*WantTTL.Milliseconds()}
+	return clock{now: ms, horizon: ms + 2*dur.Milliseconds(), wantHorizon: ms + 2*wantTTL.Milliseconds()}
 }
 
 // live reports whether a claim expiring at exp still stands: not expired and
@@ -180,7 +180,7 @@ func tryRow(tx *sql.Tx, holder string, c clock, dur time.Duration, wantTurn bool
 	if wantTurn {
 		_, err = tx.Exec(wantSQL,
 			sql.Named("holder", holder), sql.Named("name", leaseName),
-			sql.Named("want_expires", c.now+WantTTL.Milliseconds()),
+			sql.Named("want_expires", c.now+wantTTL.Milliseconds()),
 			sql.Named("dead_want", deadWant), sql.Named("now", c.now),
 			sql.Named("want_horizon", c.wantHorizon))
 	}
@@ -224,7 +224,7 @@ func outlook(row leaseRow, holder string, c clock, dead func(string) bool) (res 
 	wantBlocks := row.want != "" && row.want != holder && c.live(row.wantExpires, c.wantHorizon) && !dead(row.want)
 	switch {
 	case holderBlocks:
-		ownFresh := row.want == holder && row.wantExpires-c.now > WantTTL.Milliseconds()/2 && row.wantExpires <= c.wantHorizon
+		ownFresh := row.want == holder && row.wantExpires-c.now > wantTTL.Milliseconds()/2 && row.wantExpires <= c.wantHorizon
 		return attemptResult{blocker: row.holder, until: row.expires, held: true}, false, !wantBlocks && !ownFresh
 	case wantBlocks:
 		return attemptResult{blocker: row.want, until: row.wantExpires}, false, false

@@ -70,7 +70,9 @@ type tenure struct {
 // all the time, each step a lease-guarded read-modify-write. It reports the
 // handover latency (one's release to the other's acquisition: p50, p99), the
 // smaller process's share of acquisitions while both ran, and how many
-// acquisitions changed holder.
+// acquisitions changed holder. For scale, matrix-rust-sdk's cross-process
+// lock polls first after 10 ms; p50-%-of-10ms relates the median handover to
+// that.
 func BenchmarkHandoverTwoProcesses(b *testing.B) {
 	const steps = 2000
 	var handovers []time.Duration
@@ -123,6 +125,7 @@ func BenchmarkHandoverTwoProcesses(b *testing.B) {
 	}
 	b.ReportMetric(ms(percentile(handovers, 50)), "p50-ms")
 	b.ReportMetric(ms(percentile(handovers, 99)), "p99-ms")
+	b.ReportMetric(ms(percentile(handovers, 50))/10*100, "p50-%-of-10ms")
 	b.ReportMetric(shareMin/float64(b.N), "share-min-%")
 	b.ReportMetric(switched/float64(b.N), "switched-%")
 }

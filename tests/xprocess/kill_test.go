@@ -50,7 +50,7 @@ func TestKilledHolderIsTakenOver(t *testing.T) {
 	expect(t, holder, "committed")
 	holder.Kill()
 	writers = append(writers, holder)
-	integrityOK(t, db)
+	integrityOK(t, openDB(t, path)) // a fresh open, as the next process would
 
 	for i, w := range writers {
 		var committed []int64

@@ -50,6 +50,7 @@ func main() {
 	check(err)
 	logger := zerolog.Nop()
 	if *debug {
+		zerolog.TimeFieldFormat = zerolog.TimeFormatUnixMicro
 		logger = zerolog.New(os.Stderr).With().Timestamp().Logger()
 	}
 	p, err := xprocess.New(db, xprocess.Options{Role: *role, Duration: *dur, RenewEvery: *renew, Logger: logger})
