@@ -32,6 +32,7 @@ type tenure struct {
 	ctx    context.Context         // constant: cancelled when the tenure ends
 	cancel context.CancelCauseFunc // constant
 	done   chan struct{}           // constant: closed when the renewal goroutine has exited
+	moved  chan struct{}           // constant, cap 1: expires was extended outside the renewal goroutine
 	gate   *gateHold               // constant: this tenure's claim on the turnstile
 
 	// guarded by Process.mu:
@@ -207,6 +208,12 @@ func (p *Process) renew(t *tenure) {
 		case <-expiry.C:
 			p.lose(t, fmt.Errorf("%w: expired before it could be renewed", ErrLeaseLost))
 			return
+		case <-t.moved:
+			p.mu.Lock()
+			expires = t.expires
+			p.mu.Unlock()
+			expiry.Reset(time.Until(time.UnixMilli(expires)))
+			continue
 		case <-tick.C:
 		}
 		var n int64

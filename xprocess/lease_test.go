@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -165,4 +166,55 @@ func TestReentrantAcquireIsCounted(t *testing.T) {
 		t.Fatalf("TryAcquire after the last release: %v", err)
 	}
 	lb.Release()
+}
+
+// skewed runs p's clock ahead by the returned duration's value, settable
+// before the first acquisition.
+func skewed(p *Process) *atomic.Int64 {
+	var ahead atomic.Int64
+	p.now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+	return &ahead
+}
+
+func TestTenureRunOutLocallyIsExtendedWithItsGeneration(t *testing.T) {
+	e := newEnv(t)
+	a := e.process("app", slowRenewal)
+	ahead := skewed(a)
+	l1 := acquire(t, a)
+	// The tenure ran out by this process's clock, but nobody took the row:
+	// acquiring again extends it, and nothing changed.
+	ahead.Store(int64(2 * DefaultDuration))
+	l2 := acquire(t, a)
+	if l2.Generation() != l1.Generation() || l2.Changed() {
+		t.Fatalf("re-acquired generation %d (was %d), changed %v", l2.Generation(), l1.Generation(), l2.Changed())
+	}
+	l1.Release()
+	l2.Release()
+}
+
+func TestTenureOutlivedByAnotherHolderIsLost(t *testing.T) {
+	e := newEnv(t)
+	a, b := e.process("app", slowRenewal), e.process("nse")
+	ahead := skewed(a)
+	l1 := acquire(t, a)
+	// a is frozen past its lease; b takes the row and gives it back before
+	// a's renewal notices.
+	e.exec("UPDATE xprocess_lease SET expires_at = 1")
+	lb := acquire(t, b)
+	lb.Release()
+	ahead.Store(int64(2 * DefaultDuration))
+	l3 := acquire(t, a)
+	defer l3.Release()
+	if l3.Generation() != l1.Generation()+2 || !l3.Changed() {
+		t.Fatalf("generation %d after %d, changed %v", l3.Generation(), l1.Generation(), l3.Changed())
+	}
+	if !l1.Lost() || !errors.Is(context.Cause(l1.Context()), ErrLeaseLost) {
+		t.Fatal("the tenure another holder outlived is not lost")
+	}
+	if err := write(a, l1, 1); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("write under the outlived tenure = %v", err)
+	}
+	if err := write(a, l3, 2); err != nil {
+		t.Fatal(err)
+	}
 }

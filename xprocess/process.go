@@ -227,6 +227,10 @@ func (p *Process) begin(res attemptResult) *Lease {
 			// reentrant path) but nobody took the row: it was extended.
 			old.count++
 			old.expires = res.expires
+			select {
+			case old.moved <- struct{}{}:
+			default: // a poke is already pending
+			}
 			return &Lease{p: p, t: old, stamp: p.seen.stamp}
 		}
 		// Another holder came and went in between: the old tenure's writes
@@ -239,7 +243,8 @@ func (p *Process) begin(res attemptResult) *Lease {
 	now := seen{gen: res.generation, stamp: res.dataStamp, any: true}
 	p.seen = now
 	ctx, cancel := context.WithCancelCause(p.ctx)
-	t := &tenure{gen: res.generation, ctx: ctx, cancel: cancel, done: make(chan struct{}), count: 1, expires: res.expires}
+	t := &tenure{gen: res.generation, ctx: ctx, cancel: cancel, done: make(chan struct{}), moved: make(chan struct{}, 1),
+		count: 1, expires: res.expires}
 	t.gate = p.gate.hold()
 	p.cur = t
 	p.wg.Add(1)

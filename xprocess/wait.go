@@ -29,7 +29,7 @@ const minTurnPoll = 100 * time.Microsecond
 //
 // Fairness: a waiting process registers itself (a shared lock on a side
 // file); a process that released the lease last and finds another waiting
-// lets that one go first, for up to yieldMax. Where the registration is not
+// lets that one go first, for up to 20 ms. Where the registration is not
 // available, a refused waiter claims the next turn in the row instead. Two
 // processes that both want the lease all the time therefore alternate.
 func (p *Process) Acquire(ctx context.Context) (*Lease, error) {
