@@ -88,20 +88,22 @@ func TestMegolmSameWork(t *testing.T) {
 
 func BenchmarkMegolmEncrypt(b *testing.B) {
 	f := newMegolmFixture(b)
-	compare(b, func(b *testing.B) {
-		for b.Loop() {
+	compare(b, func(tb testing.TB) *side {
+		return &side{op: func() {
 			_, err := f.out.encrypt(plaintext)
-			check(b, err)
-		}
-	}, func(b *testing.B) {
-		for b.Loop() {
+			check(tb, err)
+		}}
+	}, func(tb testing.TB) *side {
+		return &side{op: func() {
 			msg, err := f.xOut.Encrypt(plaintext)
-			check(b, err)
+			check(tb, err)
 			b64.EncodeToString(msg)
-		}
+		}}
 	})
 }
 
+// BenchmarkMegolmDecrypt decrypts the same batch of messages, in order, each
+// a ratchet step from the one before.
 func BenchmarkMegolmDecrypt(b *testing.B) {
 	f := newMegolmFixture(b)
 	msgs := make([]string, batch)
@@ -110,35 +112,27 @@ func BenchmarkMegolmDecrypt(b *testing.B) {
 		check(b, err)
 		msgs[i] = string(msg)
 	}
-	in, xIn := f.inbound(b)
-	compare(b, func(b *testing.B) {
-		check(b, in.init(f.sessionKey))
-		i := 0
-		for b.Loop() {
-			if i == len(msgs) {
-				b.StopTimer()
-				check(b, in.init(f.sessionKey))
-				i = 0
-				b.StartTimer()
-			}
-			_, _, err := in.decrypt(msgs[i])
-			check(b, err)
-			i++
+	compare(b, func(tb testing.TB) *side {
+		in, _ := f.inbound(tb)
+		sd := &side{every: batch}
+		sd.reset = func() { check(tb, in.init(f.sessionKey)) }
+		sd.op = func() {
+			_, _, err := in.decrypt(msgs[sd.done])
+			check(tb, err)
 		}
-	}, func(b *testing.B) {
-		s, i := xIn.Clone(), 0
-		for b.Loop() {
-			if i == len(msgs) {
-				b.StopTimer()
-				s, i = xIn.Clone(), 0
-				b.StartTimer()
-			}
-			raw, err := b64.DecodeString(msgs[i])
-			check(b, err)
+		return sd
+	}, func(tb testing.TB) *side {
+		_, base := f.inbound(tb)
+		var s *megolm.InboundGroupSession
+		sd := &side{every: batch}
+		sd.reset = func() { s = base.Clone() }
+		sd.op = func() {
+			raw, err := b64.DecodeString(msgs[sd.done])
+			check(tb, err)
 			_, _, err = s.Decrypt(raw)
-			check(b, err)
-			i++
+			check(tb, err)
 		}
+		return sd
 	})
 }
 
@@ -148,24 +142,26 @@ func BenchmarkMegolmDecrypt(b *testing.B) {
 // a session that has decrypted nothing: the advance, then 165 bytes to
 // encode. libolm's export keeps the advanced ratchet as the session's latest
 // (a second export at the same index costs almost nothing), so its session is
-// made anew, with the timer stopped, before every export; xolm's Export
-// leaves the session as it was.
+// made anew, untimed, before every export; xolm's Export leaves the session
+// as it was.
 func BenchmarkMegolmAdvanceTo1M(b *testing.B) {
 	f := newMegolmFixture(b)
-	in, xIn := f.inbound(b)
-	compare(b, func(b *testing.B) {
-		for b.Loop() {
-			b.StopTimer()
-			check(b, in.init(f.sessionKey))
-			b.StartTimer()
-			_, err := in.export(farIndex)
-			check(b, err)
+	compare(b, func(tb testing.TB) *side {
+		in, _ := f.inbound(tb)
+		return &side{
+			reset: func() { check(tb, in.init(f.sessionKey)) },
+			every: 1,
+			op: func() {
+				_, err := in.export(farIndex)
+				check(tb, err)
+			},
 		}
-	}, func(b *testing.B) {
-		for b.Loop() {
-			key, err := xIn.Export(farIndex)
-			check(b, err)
+	}, func(tb testing.TB) *side {
+		_, in := f.inbound(tb)
+		return &side{op: func() {
+			key, err := in.Export(farIndex)
+			check(tb, err)
 			b64.EncodeToString(key)
-		}
+		}}
 	})
 }
