@@ -8,19 +8,39 @@
 // encoded and wrapped in BEGIN/END lines. [MarshalSessions] and
 // [UnmarshalSessions] handle the JSON array of [ExportedSession] inside.
 //
-// Files written by Element (matrix-js-sdk / matrix-react-sdk) and by
-// matrix-rust-sdk are read, including Element's published test vectors, whose
-// initialization vectors depend on AES-CTR counting with WebCrypto's 64-bit
-// counter; files written here are read by both.
+// Most applications export and import keys through the crypto state machine,
+// which uses this package; it is exported for tools that handle the files
+// themselves.
+//
+// # Compatibility
+//
+// Files written by Element Web (with WebCrypto) and by matrix-rust-sdk are
+// read, including Element's published test vectors, one of which only
+// decrypts with AES-CTR counting as WebCrypto does with a 64-bit counter;
+// files written here are read by both.
+//
+// # Limits
+//
+// A file states its own PBKDF2 round count, so [MaxRounds] bounds the work a
+// file can demand before its MAC is checked, and [MaxFileSize] bounds the
+// memory.
 package keyexport
 
 import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
+	"crypto/pbkdf2"
 	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/xolm/xolm/internal/b64"
 )
 
 // DefaultRounds is the PBKDF2 round count to encrypt with when the caller has
@@ -196,4 +216,127 @@ func Decrypt(file []byte, passphrase string) ([]byte, error) {
 	plaintext := make([]byte, len(ciphertext))
 	xorKeyStream(&k.aes, iv, plaintext, ciphertext)
 	return plaintext, nil
+}
+
+// The lines around the base64 payload (spec "Key exports", step 6).
+const (
+	armorBegin = "-----BEGIN MEGOLM SESSION DATA-----"
+	armorEnd   = "-----END MEGOLM SESSION DATA-----"
+)
+
+// lineLength is the length of the base64 lines Encrypt writes, as Element
+// writes them. Readers accept any.
+const lineLength = 96
+
+// armor wraps payload as a key-export file. The base64 is padded: Element
+// writes it so, every known reader accepts it (matrix-rust-sdk decodes with
+// or without padding, browsers' atob likewise), and so do generic base64
+// tools.
+func armor(payload []byte) []byte {
+	encoded := base64.StdEncoding.AppendEncode(nil, payload)
+	out := make([]byte, 0, armoredSize(len(payload)))
+	out = append(out, armorBegin...)
+	out = append(out, '\n')
+	for len(encoded) > 0 {
+		n := min(lineLength, len(encoded))
+		out = append(out, encoded[:n]...)
+		out = append(out, '\n')
+		encoded = encoded[n:]
+	}
+	out = append(out, armorEnd...)
+	return append(out, '\n')
+}
+
+// armoredSize is the length of armor's result for a payload of n bytes.
+func armoredSize(n int) int {
+	encoded := base64.StdEncoding.EncodedLen(n)
+	lines := (encoded + lineLength - 1) / lineLength
+	return len(armorBegin) + 1 + encoded + lines + len(armorEnd) + 1
+}
+
+// dearmor returns the payload of a key-export file: the base64 between the
+// BEGIN and END lines, padded or not, with any ASCII whitespace in it ignored.
+func dearmor(file []byte) ([]byte, error) {
+	const space = " \t\r\n"
+	body, ok := bytes.CutPrefix(bytes.Trim(file, space), []byte(armorBegin))
+	if !ok {
+		return nil, fmt.Errorf("%w: it does not start with %q", ErrInvalidFile, armorBegin)
+	}
+	body, ok = bytes.CutSuffix(body, []byte(armorEnd))
+	if !ok {
+		return nil, fmt.Errorf("%w: it does not end with %q", ErrInvalidFile, armorEnd)
+	}
+	compact := make([]byte, 0, len(body))
+	for _, c := range body {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+		default:
+			compact = append(compact, c)
+		}
+	}
+	payload, err := b64.DecodeBytes(compact)
+	if err != nil {
+		return nil, fmt.Errorf("%w: invalid base64", ErrInvalidFile)
+	}
+	return payload, nil
+}
+
+// fileKeys are the two keys PBKDF2 derives from the passphrase (spec "Key
+// exports", step 2).
+type fileKeys struct {
+	aes [32]byte // K, the AES-256-CTR key: the first 256 bits
+	mac [32]byte // K', the HMAC-SHA-256 key: the last 256 bits
+}
+
+// deriveKeys computes PBKDF2-HMAC-SHA-512(passphrase, salt, rounds, 512 bits)
+// and splits it into the two keys. rounds has been checked against MaxRounds.
+func deriveKeys(passphrase string, salt []byte, rounds uint32) (*fileKeys, error) {
+	dk, err := pbkdf2.Key(sha512.New, passphrase, salt, int(rounds), 64)
+	if err != nil {
+		return nil, fmt.Errorf("deriving keys: %w", err)
+	}
+	k := new(fileKeys)
+	copy(k.aes[:], dk[:32])
+	copy(k.mac[:], dk[32:])
+	clear(dk)
+	return k, nil
+}
+
+// clear overwrites the keys (best effort: Go may have copied them).
+func (k *fileKeys) clear() {
+	clear(k.aes[:])
+	clear(k.mac[:])
+}
+
+// xorKeyStream XORs src with the AES-256-CTR key stream of key and the initial
+// counter block iv into dst, counting as WebCrypto's AES-CTR does with a
+// counter length of 64 bits (the parameters Element exports with): only the
+// low 64 bits of the counter block count, and they wrap from 2^64-1 to 0 while
+// the high 64 bits stay as they are.
+//
+// crypto/cipher's CTR counts with the whole 128-bit block instead, carrying
+// into the high half. The two agree on every block until the low half
+// overflows, so the stream is cut there: crypto/cipher serves the blocks
+// before, and a second stream restarted at a low half of zero those after.
+// A slice holds far fewer than 2^64 blocks, so the low half overflows at most
+// once. Files whose IV has bit 63 clear, as the spec asks, never overflow;
+// Element's published test vectors include one that does.
+func xorKeyStream(key *[32]byte, iv *[ivSize]byte, dst, src []byte) {
+	block, err := aes.NewCipher(key[:])
+	if err != nil {
+		panic("keyexport: internal error: " + err.Error())
+	}
+	split := len(src)
+	blocks := (uint64(len(src)) + aes.BlockSize - 1) / aes.BlockSize
+	if low := binary.BigEndian.Uint64(iv[8:]); low != 0 {
+		if beforeWrap := -low; beforeWrap < blocks { // 2^64 - low counter values are left
+			split = int(beforeWrap) * aes.BlockSize
+		}
+	}
+	cipher.NewCTR(block, iv[:]).XORKeyStream(dst[:split], src[:split])
+	if split < len(src) {
+		var wrapped [ivSize]byte
+		copy(wrapped[:8], iv[:8])
+		cipher.NewCTR(block, wrapped[:]).XORKeyStream(dst[split:], src[split:])
+	}
 }
