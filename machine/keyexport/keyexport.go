@@ -164,9 +164,10 @@ func Encrypt(sessions []byte, passphrase string, rounds uint32, rand io.Reader) 
 	defer k.clear()
 	ciphertext := payload[headerSize : headerSize+len(sessions)]
 	xorKeyStream(&k.aes, iv, ciphertext, sessions)
+	authenticated := payload[:headerSize+len(sessions)]
 	mac := hmac.New(sha256.New, k.mac[:])
-	mac.Write(payload[:headerSize+len(sessions)])
-	mac.Sum(payload[:headerSize+len(sessions)])
+	mac.Write(authenticated)
+	copy(payload[len(authenticated):], mac.Sum(nil))
 	return armor(payload), nil
 }
 
