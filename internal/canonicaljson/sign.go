@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/xolm/xolm/internal/b64"
 	"github.com/xolm/xolm/internal/keys"
@@ -52,6 +53,9 @@ func (e *MissingSignatureError) Is(target error) bool { return target == ErrMiss
 // entity is the signer's user ID (or server name). The result is the whole
 // signed object in canonical form.
 func Sign(obj json.RawMessage, entity, keyID string, key *keys.Ed25519SecretKey) (json.RawMessage, error) {
+	if !utf8.ValidString(entity) || !utf8.ValidString(keyID) {
+		return nil, fmt.Errorf("%w: in the entity or key ID to sign as", ErrInvalidUTF8)
+	}
 	root, err := parseObject(obj)
 	if err != nil {
 		return nil, err

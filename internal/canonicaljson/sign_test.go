@@ -202,6 +202,11 @@ func TestVerifyFailures(t *testing.T) {
 			t.Errorf("Sign(%s) = %s, %v; want ErrNotObject", in, out, err)
 		}
 	}
+	for _, name := range [][2]string{{"@a:x\xff", "D"}, {"@a:x", "D\xed\xa0\x80"}} {
+		if out, err := Sign(json.RawMessage(`{}`), name[0], name[1], key); !errors.Is(err, ErrInvalidUTF8) || out != nil {
+			t.Errorf("Sign as %q %q = %s, %v; want ErrInvalidUTF8", name[0], name[1], out, err)
+		}
+	}
 	for _, in := range []string{`{"a":1,"a":2}`, `{"a":0.5}`, `{"a":"\ud800"}`} {
 		if err := Verify(json.RawMessage(in), "@a:x", "D", pub); err == nil || err == ErrBadSignature {
 			t.Errorf("Verify(%s) = %v, want the parse error", in, err)
