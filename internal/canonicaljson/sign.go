@@ -50,8 +50,9 @@ func (e *MissingSignatureError) Is(target error) bool { return target == ErrMiss
 // replacing one already there under that name), and puts "unsigned" back.
 //
 // keyID is the key identifier without its algorithm, e.g. a device ID;
-// entity is the signer's user ID (or server name). The result is the whole
-// signed object in canonical form.
+// entity is the signer's user ID (or server name); both must be valid UTF-8.
+// The result is the whole signed object in canonical form. Errors are those
+// of [Canonicalize], or ErrNotObject.
 func Sign(obj json.RawMessage, entity, keyID string, key *keys.Ed25519SecretKey) (json.RawMessage, error) {
 	if !utf8.ValidString(entity) || !utf8.ValidString(keyID) {
 		return nil, fmt.Errorf("%w: in the entity or key ID to sign as", ErrInvalidUTF8)
