@@ -45,7 +45,7 @@ func (t *Tx) Account() (*AccountRecord, error) {
 func (t *Tx) loadAccount() (*AccountRecord, error) {
 	rec := new(AccountRecord)
 	var blob []byte
-	err := t.tx.QueryRowContext(t.ctx, `SELECT user_id, device_id, shared, blob FROM account WHERE id = 1`).
+	err := t.tx.QueryRow(`SELECT user_id, device_id, shared, blob FROM account WHERE id = 1`).
 		Scan(&rec.UserID, &rec.DeviceID, &rec.Shared, &blob)
 	if err != nil {
 		return nil, noRows(err)
@@ -54,7 +54,7 @@ func (t *Tx) loadAccount() (*AccountRecord, error) {
 	if err != nil {
 		return nil, corrupt(tableAccount, "1", err)
 	}
-	rows, err := t.tx.QueryContext(t.ctx, `SELECT key_id, published, blob FROM one_time_keys ORDER BY key_id`)
+	rows, err := t.tx.Query(`SELECT key_id, published, blob FROM one_time_keys ORDER BY key_id`)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +88,7 @@ func (t *Tx) PutAccount(rec *AccountRecord) error {
 	}
 	ik := rec.Account.IdentityKeys()
 	blob := rec.Account.PickleWithoutOneTimeKeys(&t.s.key, rowAD(tableAccount, "1"))
-	_, err := t.tx.ExecContext(t.ctx, `INSERT INTO account (id, user_id, device_id, curve25519, ed25519, shared, blob)
+	_, err := t.tx.Exec(`INSERT INTO account (id, user_id, device_id, curve25519, ed25519, shared, blob)
 		VALUES (1, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET shared = excluded.shared, blob = excluded.blob
 		WHERE user_id = excluded.user_id AND device_id = excluded.device_id AND curve25519 = excluded.curve25519`,
 		rec.UserID, rec.DeviceID, ik.Curve25519.String(), ik.Ed25519.String(), rec.Shared, blob)
@@ -96,7 +96,7 @@ func (t *Tx) PutAccount(rec *AccountRecord) error {
 		return fmt.Errorf("cryptostore: put account: %w", err)
 	}
 	var stored string
-	if err := t.tx.QueryRowContext(t.ctx, `SELECT curve25519 FROM account WHERE id = 1`).Scan(&stored); err != nil {
+	if err := t.tx.QueryRow(`SELECT curve25519 FROM account WHERE id = 1`).Scan(&stored); err != nil {
 		return err
 	}
 	if stored != ik.Curve25519.String() {
@@ -112,7 +112,7 @@ func (t *Tx) PutAccount(rec *AccountRecord) error {
 
 func (t *Tx) syncOneTimeKeys(a *olm.Account) error {
 	stored := map[olm.KeyID]bool{} // id -> published
-	rows, err := t.tx.QueryContext(t.ctx, `SELECT key_id, published FROM one_time_keys`)
+	rows, err := t.tx.Query(`SELECT key_id, published FROM one_time_keys`)
 	if err != nil {
 		return err
 	}
@@ -139,19 +139,19 @@ func (t *Tx) syncOneTimeKeys(a *olm.Account) error {
 			if err != nil {
 				return err
 			}
-			if _, err := t.tx.ExecContext(t.ctx, `INSERT INTO one_time_keys (key_id, public_key, published, blob)
+			if _, err := t.tx.Exec(`INSERT INTO one_time_keys (key_id, public_key, published, blob)
 				VALUES (?, ?, ?, ?)`, int64(k.ID), k.Key.String(), k.Published, kb); err != nil {
 				return fmt.Errorf("cryptostore: put one-time key %d: %w", k.ID, err)
 			}
 		case published != k.Published:
-			if _, err := t.tx.ExecContext(t.ctx, `UPDATE one_time_keys SET published = ? WHERE key_id = ?`,
+			if _, err := t.tx.Exec(`UPDATE one_time_keys SET published = ? WHERE key_id = ?`,
 				k.Published, int64(k.ID)); err != nil {
 				return err
 			}
 		}
 	}
 	for id := range stored { // keys the account dropped: erased (secure_delete), not archived
-		if _, err := t.tx.ExecContext(t.ctx, `DELETE FROM one_time_keys WHERE key_id = ?`, int64(id)); err != nil {
+		if _, err := t.tx.Exec(`DELETE FROM one_time_keys WHERE key_id = ?`, int64(id)); err != nil {
 			return err
 		}
 	}
@@ -166,7 +166,7 @@ func (t *Tx) RemoveOneTimeKey(publicKey string) (bool, error) {
 	if err := t.checkWrite(); err != nil {
 		return false, err
 	}
-	res, err := t.tx.ExecContext(t.ctx, `DELETE FROM one_time_keys WHERE public_key = ?`, publicKey)
+	res, err := t.tx.Exec(`DELETE FROM one_time_keys WHERE public_key = ?`, publicKey)
 	if err != nil {
 		return false, fmt.Errorf("cryptostore: remove one-time key: %w", err)
 	}

@@ -12,13 +12,13 @@ import (
 // are erased instead: with secure_delete their bytes are overwritten.
 
 func (t *Tx) archiveOlmSession(sessionID string) error {
-	if _, err := t.tx.ExecContext(t.ctx, `INSERT OR REPLACE INTO archived_olm_sessions
+	if _, err := t.tx.Exec(`INSERT OR REPLACE INTO archived_olm_sessions
 		(session_id, sender_key, created_at, last_used_at, blob, archived_at)
 		SELECT session_id, sender_key, created_at, last_used_at, blob, ? FROM olm_sessions WHERE session_id = ?`,
 		t.s.nowMillis(), sessionID); err != nil {
 		return fmt.Errorf("cryptostore: archive olm session: %w", err)
 	}
-	if _, err := t.tx.ExecContext(t.ctx, `DELETE FROM olm_sessions WHERE session_id = ?`, sessionID); err != nil {
+	if _, err := t.tx.Exec(`DELETE FROM olm_sessions WHERE session_id = ?`, sessionID); err != nil {
 		return fmt.Errorf("cryptostore: archive olm session: %w", err)
 	}
 	return nil
@@ -43,11 +43,11 @@ func (t *Tx) RestoreOlmSession(sessionID string) (bool, error) {
 		return false, err
 	}
 	var senderKey string
-	if err := t.tx.QueryRowContext(t.ctx, `SELECT sender_key FROM archived_olm_sessions WHERE session_id = ?`,
+	if err := t.tx.QueryRow(`SELECT sender_key FROM archived_olm_sessions WHERE session_id = ?`,
 		sessionID).Scan(&senderKey); err != nil {
 		return false, noRows(err)
 	}
-	res, err := t.tx.ExecContext(t.ctx, `INSERT INTO olm_sessions (session_id, sender_key, created_at, last_used_at, blob)
+	res, err := t.tx.Exec(`INSERT INTO olm_sessions (session_id, sender_key, created_at, last_used_at, blob)
 		SELECT session_id, sender_key, created_at, last_used_at, blob FROM archived_olm_sessions WHERE session_id = ?
 		ON CONFLICT (session_id) DO UPDATE SET last_used_at = excluded.last_used_at, blob = excluded.blob
 		WHERE excluded.last_used_at > olm_sessions.last_used_at`, sessionID)
@@ -57,7 +57,7 @@ func (t *Tx) RestoreOlmSession(sessionID string) (bool, error) {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return false, nil
 	}
-	if _, err := t.tx.ExecContext(t.ctx, `DELETE FROM archived_olm_sessions WHERE session_id = ?`, sessionID); err != nil {
+	if _, err := t.tx.Exec(`DELETE FROM archived_olm_sessions WHERE session_id = ?`, sessionID); err != nil {
 		return false, err
 	}
 	t.afterCommit(func() { t.s.cache.olmSessions.remove(senderKey) })
@@ -75,7 +75,7 @@ func (t *Tx) RestoreInboundGroupSession(roomID, sessionID string) (bool, error) 
 	arch := &InboundGroupSessionRecord{RoomID: roomID}
 	var blob []byte
 	var imported, archivedAt int64
-	err := t.tx.QueryRowContext(t.ctx, `SELECT sender_key, signing_key, forwarded, shared_history, imported_at, blob, archived_at
+	err := t.tx.QueryRow(`SELECT sender_key, signing_key, forwarded, shared_history, imported_at, blob, archived_at
 		FROM archived_inbound_group_sessions WHERE room_id = ? AND session_id = ? ORDER BY archived_at DESC LIMIT 1`,
 		roomID, sessionID).Scan(&arch.SenderKey, &arch.SigningKey, &arch.Forwarded, &arch.SharedHistory, &imported, &blob, &archivedAt)
 	if err != nil {

@@ -23,14 +23,14 @@ func (t *Tx) PutDevice(d *Device) error {
 		return err
 	}
 	var curve, ed string
-	err := t.tx.QueryRowContext(t.ctx, `SELECT curve25519, ed25519 FROM devices WHERE user_id = ? AND device_id = ?`,
+	err := t.tx.QueryRow(`SELECT curve25519, ed25519 FROM devices WHERE user_id = ? AND device_id = ?`,
 		d.UserID, d.DeviceID).Scan(&curve, &ed)
 	if err == nil && (curve != d.Curve25519 || ed != d.Ed25519) {
 		if err := t.archiveDevice(d.UserID, d.DeviceID); err != nil {
 			return err
 		}
 	}
-	_, err = t.tx.ExecContext(t.ctx, `INSERT INTO devices (user_id, device_id, curve25519, ed25519, keys_json, updated_at)
+	_, err = t.tx.Exec(`INSERT INTO devices (user_id, device_id, curve25519, ed25519, keys_json, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, device_id) DO UPDATE SET curve25519 = excluded.curve25519,
 		ed25519 = excluded.ed25519, keys_json = excluded.keys_json, updated_at = excluded.updated_at`,
 		d.UserID, d.DeviceID, d.Curve25519, d.Ed25519, d.KeysJSON, d.UpdatedAt.UnixMilli())
@@ -49,19 +49,19 @@ func (t *Tx) RemoveDevice(userID, deviceID string) error {
 }
 
 func (t *Tx) archiveDevice(userID, deviceID string) error {
-	if _, err := t.tx.ExecContext(t.ctx, `INSERT OR REPLACE INTO archived_devices
+	if _, err := t.tx.Exec(`INSERT OR REPLACE INTO archived_devices
 		(user_id, device_id, curve25519, ed25519, keys_json, updated_at, archived_at)
 		SELECT user_id, device_id, curve25519, ed25519, keys_json, updated_at, ? FROM devices
 		WHERE user_id = ? AND device_id = ?`, t.s.nowMillis(), userID, deviceID); err != nil {
 		return fmt.Errorf("cryptostore: archive device: %w", err)
 	}
-	_, err := t.tx.ExecContext(t.ctx, `DELETE FROM devices WHERE user_id = ? AND device_id = ?`, userID, deviceID)
+	_, err := t.tx.Exec(`DELETE FROM devices WHERE user_id = ? AND device_id = ?`, userID, deviceID)
 	return err
 }
 
 // Devices lists a user's devices, ordered by device ID.
 func (t *Tx) Devices(userID string) ([]*Device, error) {
-	rows, err := t.tx.QueryContext(t.ctx, `SELECT device_id, curve25519, ed25519, keys_json, updated_at FROM devices
+	rows, err := t.tx.Query(`SELECT device_id, curve25519, ed25519, keys_json, updated_at FROM devices
 		WHERE user_id = ? ORDER BY device_id`, userID)
 	if err != nil {
 		return nil, err
@@ -85,7 +85,7 @@ func (t *Tx) Devices(userID string) ([]*Device, error) {
 func (t *Tx) DeviceByCurve25519(key string) (*Device, error) {
 	d := &Device{Curve25519: key}
 	var updated int64
-	err := t.tx.QueryRowContext(t.ctx, `SELECT user_id, device_id, ed25519, keys_json, updated_at FROM devices
+	err := t.tx.QueryRow(`SELECT user_id, device_id, ed25519, keys_json, updated_at FROM devices
 		WHERE curve25519 = ? ORDER BY updated_at DESC LIMIT 1`, key).
 		Scan(&d.UserID, &d.DeviceID, &d.Ed25519, &d.KeysJSON, &updated)
 	if err != nil {
@@ -101,7 +101,7 @@ func (t *Tx) TrackUser(userID string, dirty bool) error {
 	if err := t.checkWrite(); err != nil {
 		return err
 	}
-	_, err := t.tx.ExecContext(t.ctx, `INSERT INTO tracked_users (user_id, dirty) VALUES (?, ?)
+	_, err := t.tx.Exec(`INSERT INTO tracked_users (user_id, dirty) VALUES (?, ?)
 		ON CONFLICT (user_id) DO UPDATE SET dirty = excluded.dirty`, userID, dirty)
 	return err
 }
@@ -111,13 +111,13 @@ func (t *Tx) UntrackUser(userID string) error {
 	if err := t.checkWrite(); err != nil {
 		return err
 	}
-	_, err := t.tx.ExecContext(t.ctx, `DELETE FROM tracked_users WHERE user_id = ?`, userID)
+	_, err := t.tx.Exec(`DELETE FROM tracked_users WHERE user_id = ?`, userID)
 	return err
 }
 
 // TrackedUsers lists tracked users; with dirtyOnly, those needing a query.
 func (t *Tx) TrackedUsers(dirtyOnly bool) ([]string, error) {
-	rows, err := t.tx.QueryContext(t.ctx, `SELECT user_id FROM tracked_users WHERE dirty OR NOT ? ORDER BY user_id`, dirtyOnly)
+	rows, err := t.tx.Query(`SELECT user_id FROM tracked_users WHERE dirty OR NOT ? ORDER BY user_id`, dirtyOnly)
 	if err != nil {
 		return nil, err
 	}

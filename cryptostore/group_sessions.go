@@ -52,7 +52,7 @@ func (t *Tx) loadInboundGroupSession(roomID, sessionID string) (*InboundGroupSes
 	rec := &InboundGroupSessionRecord{RoomID: roomID}
 	var blob []byte
 	var imported int64
-	err := t.tx.QueryRowContext(t.ctx, `SELECT sender_key, signing_key, forwarded, shared_history, imported_at, blob
+	err := t.tx.QueryRow(`SELECT sender_key, signing_key, forwarded, shared_history, imported_at, blob
 		FROM inbound_group_sessions WHERE room_id = ? AND session_id = ?`, roomID, sessionID).
 		Scan(&rec.SenderKey, &rec.SigningKey, &rec.Forwarded, &rec.SharedHistory, &imported, &blob)
 	if err != nil {
@@ -133,7 +133,7 @@ func (t *Tx) writeInboundGroupSession(rec *InboundGroupSessionRecord) error {
 	id := rec.Session.ID()
 	key := groupRowKey(rec.RoomID, id)
 	blob := rec.Session.Pickle(&t.s.key, rowAD(tableInboundGroupSessions, key))
-	_, err := t.tx.ExecContext(t.ctx, `INSERT INTO inbound_group_sessions
+	_, err := t.tx.Exec(`INSERT INTO inbound_group_sessions
 		(room_id, session_id, sender_key, signing_key, first_known_index, forwarded, shared_history, imported_at, blob)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (room_id, session_id) DO UPDATE SET
 		sender_key = excluded.sender_key, signing_key = excluded.signing_key,
@@ -150,7 +150,7 @@ func (t *Tx) writeInboundGroupSession(rec *InboundGroupSessionRecord) error {
 }
 
 func (t *Tx) archiveInboundGroupSession(roomID, sessionID string) error {
-	_, err := t.tx.ExecContext(t.ctx, `INSERT INTO archived_inbound_group_sessions
+	_, err := t.tx.Exec(`INSERT INTO archived_inbound_group_sessions
 		(room_id, session_id, sender_key, signing_key, first_known_index, forwarded, shared_history, imported_at, blob, archived_at)
 		SELECT room_id, session_id, sender_key, signing_key, first_known_index, forwarded, shared_history, imported_at, blob, ?
 		FROM inbound_group_sessions WHERE room_id = ? AND session_id = ?`, t.s.nowMillis(), roomID, sessionID)
@@ -163,7 +163,7 @@ func (t *Tx) archiveInboundGroupSession(roomID, sessionID string) error {
 // CountInboundGroupSessions returns how many sessions are stored.
 func (t *Tx) CountInboundGroupSessions() (int, error) {
 	var n int
-	err := t.tx.QueryRowContext(t.ctx, `SELECT count(*) FROM inbound_group_sessions`).Scan(&n)
+	err := t.tx.QueryRow(`SELECT count(*) FROM inbound_group_sessions`).Scan(&n)
 	return n, err
 }
 

@@ -23,7 +23,7 @@ func OlmMessageHash(senderKey string, msgType int, body []byte) [32]byte {
 // duplicate, not a wedged session (DESIGN.md invariant 7).
 func (t *Tx) SeenOlmMessage(hash [32]byte) (bool, error) {
 	var n int
-	err := t.tx.QueryRowContext(t.ctx, `SELECT count(*) FROM olm_message_hashes WHERE hash = ?`, hash[:]).Scan(&n)
+	err := t.tx.QueryRow(`SELECT count(*) FROM olm_message_hashes WHERE hash = ?`, hash[:]).Scan(&n)
 	return n > 0, err
 }
 
@@ -33,7 +33,7 @@ func (t *Tx) AddOlmMessage(hash [32]byte, senderKey string) error {
 	if err := t.checkWrite(); err != nil {
 		return err
 	}
-	_, err := t.tx.ExecContext(t.ctx, `INSERT INTO olm_message_hashes (hash, sender_key, received_at) VALUES (?, ?, ?)
+	_, err := t.tx.Exec(`INSERT INTO olm_message_hashes (hash, sender_key, received_at) VALUES (?, ?, ?)
 		ON CONFLICT DO NOTHING`, hash[:], senderKey, t.s.nowMillis())
 	if err != nil {
 		return fmt.Errorf("cryptostore: add olm message hash: %w", err)
@@ -47,7 +47,7 @@ func (t *Tx) PruneOlmMessages(olderThan time.Duration) (int64, error) {
 	if err := t.checkWrite(); err != nil {
 		return 0, err
 	}
-	res, err := t.tx.ExecContext(t.ctx, `DELETE FROM olm_message_hashes WHERE received_at < ?`,
+	res, err := t.tx.Exec(`DELETE FROM olm_message_hashes WHERE received_at < ?`,
 		t.s.now().Add(-olderThan).UnixMilli())
 	if err != nil {
 		return 0, err
@@ -59,7 +59,7 @@ func (t *Tx) PruneOlmMessages(olderThan time.Duration) (int64, error) {
 // recover from an undecryptable message, or the zero time.
 func (t *Tx) LastUnwedged(senderKey string) (time.Time, error) {
 	var at int64
-	err := t.tx.QueryRowContext(t.ctx, `SELECT at FROM olm_unwedged WHERE sender_key = ?`, senderKey).Scan(&at)
+	err := t.tx.QueryRow(`SELECT at FROM olm_unwedged WHERE sender_key = ?`, senderKey).Scan(&at)
 	if err := noRows(err); err == ErrNotFound {
 		return time.Time{}, nil
 	} else if err != nil {
@@ -73,7 +73,7 @@ func (t *Tx) SetUnwedged(senderKey string) error {
 	if err := t.checkWrite(); err != nil {
 		return err
 	}
-	_, err := t.tx.ExecContext(t.ctx, `INSERT INTO olm_unwedged (sender_key, at) VALUES (?, ?)
+	_, err := t.tx.Exec(`INSERT INTO olm_unwedged (sender_key, at) VALUES (?, ?)
 		ON CONFLICT (sender_key) DO UPDATE SET at = excluded.at`, senderKey, t.s.nowMillis())
 	return err
 }

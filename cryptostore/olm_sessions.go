@@ -54,7 +54,7 @@ func cloneRecords(recs []*OlmSessionRecord) []*OlmSessionRecord {
 }
 
 func (t *Tx) loadOlmSessions(senderKey string) ([]*OlmSessionRecord, error) {
-	rows, err := t.tx.QueryContext(t.ctx, `SELECT session_id, created_at, last_used_at, blob FROM olm_sessions
+	rows, err := t.tx.Query(`SELECT session_id, created_at, last_used_at, blob FROM olm_sessions
 		WHERE sender_key = ? ORDER BY last_used_at DESC, session_id`, senderKey)
 	if err != nil {
 		return nil, err
@@ -92,7 +92,7 @@ func (t *Tx) PutOlmSession(rec *OlmSessionRecord) error {
 	}
 	id := rec.Session.ID()
 	blob := rec.Session.Pickle(&t.s.key, rowAD(tableOlmSessions, id))
-	_, err := t.tx.ExecContext(t.ctx, `INSERT INTO olm_sessions (session_id, sender_key, created_at, last_used_at, blob)
+	_, err := t.tx.Exec(`INSERT INTO olm_sessions (session_id, sender_key, created_at, last_used_at, blob)
 		VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET
 		last_used_at = excluded.last_used_at, blob = excluded.blob`,
 		id, rec.SenderKey, rec.CreatedAt.UnixMilli(), rec.LastUsedAt.UnixMilli(), blob)
@@ -110,7 +110,7 @@ func (t *Tx) PutOlmSession(rec *OlmSessionRecord) error {
 
 // pruneOlmSessions archives the sender's sessions beyond the limit.
 func (t *Tx) pruneOlmSessions(senderKey string) ([]string, error) {
-	rows, err := t.tx.QueryContext(t.ctx, `SELECT session_id FROM olm_sessions WHERE sender_key = ?
+	rows, err := t.tx.Query(`SELECT session_id FROM olm_sessions WHERE sender_key = ?
 		ORDER BY last_used_at DESC, session_id LIMIT -1 OFFSET ?`, senderKey, MaxOlmSessionsPerSender)
 	if err != nil {
 		return nil, err

@@ -34,7 +34,7 @@ func (t *Tx) OutboundGroupSession(roomID string) (*OutboundGroupSessionRecord, e
 	var id string
 	var created int64
 	var blob []byte
-	err := t.tx.QueryRowContext(t.ctx, `SELECT session_id, created_at, message_count, blob
+	err := t.tx.QueryRow(`SELECT session_id, created_at, message_count, blob
 		FROM outbound_group_sessions WHERE room_id = ?`, roomID).Scan(&id, &created, &rec.MessageCount, &blob)
 	if err != nil {
 		return nil, noRows(err)
@@ -61,13 +61,13 @@ func (t *Tx) PutOutboundGroupSession(rec *OutboundGroupSessionRecord) error {
 	}
 	blob := rec.Session.Pickle(&t.s.key, rowAD(tableOutboundGroupSessions, rec.RoomID))
 	var prev string
-	err := t.tx.QueryRowContext(t.ctx, `SELECT session_id FROM outbound_group_sessions WHERE room_id = ?`, rec.RoomID).Scan(&prev)
+	err := t.tx.QueryRow(`SELECT session_id FROM outbound_group_sessions WHERE room_id = ?`, rec.RoomID).Scan(&prev)
 	if err == nil && prev != rec.Session.ID() {
-		if _, err := t.tx.ExecContext(t.ctx, `DELETE FROM outbound_group_shares WHERE session_id = ?`, prev); err != nil {
+		if _, err := t.tx.Exec(`DELETE FROM outbound_group_shares WHERE session_id = ?`, prev); err != nil {
 			return err
 		}
 	}
-	_, err = t.tx.ExecContext(t.ctx, `INSERT INTO outbound_group_sessions (room_id, session_id, created_at, message_count, blob)
+	_, err = t.tx.Exec(`INSERT INTO outbound_group_sessions (room_id, session_id, created_at, message_count, blob)
 		VALUES (?, ?, ?, ?, ?) ON CONFLICT (room_id) DO UPDATE SET session_id = excluded.session_id,
 		created_at = excluded.created_at, message_count = excluded.message_count, blob = excluded.blob`,
 		rec.RoomID, rec.Session.ID(), rec.CreatedAt.UnixMilli(), rec.MessageCount, blob)
@@ -85,11 +85,11 @@ func (t *Tx) DeleteOutboundGroupSession(roomID string) error {
 	if err := t.checkWrite(); err != nil {
 		return err
 	}
-	if _, err := t.tx.ExecContext(t.ctx, `DELETE FROM outbound_group_shares WHERE session_id IN
+	if _, err := t.tx.Exec(`DELETE FROM outbound_group_shares WHERE session_id IN
 		(SELECT session_id FROM outbound_group_sessions WHERE room_id = ?)`, roomID); err != nil {
 		return err
 	}
-	if _, err := t.tx.ExecContext(t.ctx, `DELETE FROM outbound_group_sessions WHERE room_id = ?`, roomID); err != nil {
+	if _, err := t.tx.Exec(`DELETE FROM outbound_group_sessions WHERE room_id = ?`, roomID); err != nil {
 		return err
 	}
 	t.afterCommit(func() { t.s.cache.outbound.remove(roomID) })
@@ -109,7 +109,7 @@ func (t *Tx) AddShares(sessionID string, shares []Share) error {
 		return err
 	}
 	for _, sh := range shares {
-		if _, err := t.tx.ExecContext(t.ctx, `INSERT INTO outbound_group_shares (session_id, user_id, device_id, message_index)
+		if _, err := t.tx.Exec(`INSERT INTO outbound_group_shares (session_id, user_id, device_id, message_index)
 			VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`, sessionID, sh.UserID, sh.DeviceID, sh.MessageIndex); err != nil {
 			return fmt.Errorf("cryptostore: add share: %w", err)
 		}
@@ -119,7 +119,7 @@ func (t *Tx) AddShares(sessionID string, shares []Share) error {
 
 // Shares lists the devices sessionID was shared with.
 func (t *Tx) Shares(sessionID string) ([]Share, error) {
-	rows, err := t.tx.QueryContext(t.ctx, `SELECT user_id, device_id, message_index FROM outbound_group_shares
+	rows, err := t.tx.Query(`SELECT user_id, device_id, message_index FROM outbound_group_shares
 		WHERE session_id = ? ORDER BY user_id, device_id`, sessionID)
 	if err != nil {
 		return nil, err

@@ -34,7 +34,7 @@ func (t *Tx) RecordMegolmIndex(sessionID string, index uint32, eventID string, o
 	}
 	var first string
 	var ts int64
-	err := t.tx.QueryRowContext(t.ctx, `INSERT INTO megolm_replay (session_id, message_index, event_id, origin_ts)
+	err := t.tx.QueryRow(`INSERT INTO megolm_replay (session_id, message_index, event_id, origin_ts)
 		VALUES (?, ?, ?, ?) ON CONFLICT (session_id, message_index) DO UPDATE SET event_id = event_id
 		RETURNING event_id, origin_ts`, sessionID, index, eventID, originTS).Scan(&first, &ts)
 	if err != nil {

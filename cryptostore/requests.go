@@ -27,20 +27,20 @@ func (t *Tx) AddOutgoingRequest(r *OutgoingRequest) error {
 		return err
 	}
 	var n int
-	if err := t.tx.QueryRowContext(t.ctx, `SELECT count(*) FROM outgoing_requests`).Scan(&n); err != nil {
+	if err := t.tx.QueryRow(`SELECT count(*) FROM outgoing_requests`).Scan(&n); err != nil {
 		return err
 	}
 	if n >= MaxOutgoingRequests {
 		return fmt.Errorf("cryptostore: %d outgoing requests are pending, the limit is %d", n, MaxOutgoingRequests)
 	}
-	_, err := t.tx.ExecContext(t.ctx, `INSERT INTO outgoing_requests (id, type, body, created_at) VALUES (?, ?, ?, ?)
+	_, err := t.tx.Exec(`INSERT INTO outgoing_requests (id, type, body, created_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`, r.ID, r.Type, r.Body, r.CreatedAt.UnixMilli())
 	return err
 }
 
 // OutgoingRequests lists pending requests, oldest first.
 func (t *Tx) OutgoingRequests() ([]*OutgoingRequest, error) {
-	rows, err := t.tx.QueryContext(t.ctx, `SELECT id, type, body, created_at FROM outgoing_requests ORDER BY created_at, id`)
+	rows, err := t.tx.Query(`SELECT id, type, body, created_at FROM outgoing_requests ORDER BY created_at, id`)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +64,7 @@ func (t *Tx) RemoveOutgoingRequest(id string) (bool, error) {
 	if err := t.checkWrite(); err != nil {
 		return false, err
 	}
-	res, err := t.tx.ExecContext(t.ctx, `DELETE FROM outgoing_requests WHERE id = ?`, id)
+	res, err := t.tx.Exec(`DELETE FROM outgoing_requests WHERE id = ?`, id)
 	if err != nil {
 		return false, err
 	}

@@ -2,8 +2,8 @@ package cryptostore
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
+	"github.com/xolm/xolm/internal/sqlitedb"
 )
 
 // applicationID marks a SQLite file as an xolm store ("xolm" in ASCII), so
@@ -158,11 +158,11 @@ var migrations = []migration{
 var SchemaVersion = migrations[len(migrations)-1].version
 
 // schemaState reads application_id and user_version.
-func schemaState(ctx context.Context, tx *sql.Tx) (appID, version int, err error) {
-	if err := tx.QueryRowContext(ctx, "PRAGMA application_id").Scan(&appID); err != nil {
+func schemaState(ctx context.Context, tx *sqlitedb.Tx) (appID, version int, err error) {
+	if err := tx.QueryRow("PRAGMA application_id").Scan(&appID); err != nil {
 		return 0, 0, err
 	}
-	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+	if err := tx.QueryRow("PRAGMA user_version").Scan(&version); err != nil {
 		return 0, 0, err
 	}
 	return appID, version, nil
@@ -170,7 +170,7 @@ func schemaState(ctx context.Context, tx *sql.Tx) (appID, version int, err error
 
 // migrateTx applies, inside tx, every migration above the file's version up
 // to target, and returns the versions it applied.
-func migrateTx(ctx context.Context, tx *sql.Tx, target int, leaseMigrate func(*sql.Tx) error) ([]int, error) {
+func migrateTx(ctx context.Context, tx *sqlitedb.Tx, target int, leaseMigrate func(*sqlitedb.Tx) error) ([]int, error) {
 	appID, version, err := schemaState(ctx, tx)
 	if err != nil {
 		return nil, err
@@ -183,7 +183,7 @@ func migrateTx(ctx context.Context, tx *sql.Tx, target int, leaseMigrate func(*s
 	}
 	if appID == 0 {
 		var n int
-		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&n); err != nil {
+		if err := tx.QueryRow("SELECT count(*) FROM sqlite_schema").Scan(&n); err != nil {
 			return nil, err
 		}
 		if n != 0 {
@@ -197,7 +197,7 @@ func migrateTx(ctx context.Context, tx *sql.Tx, target int, leaseMigrate func(*s
 		return nil, nil
 	}
 	if appID == 0 {
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA application_id = %d", applicationID)); err != nil {
+		if _, err := tx.Exec(fmt.Sprintf("PRAGMA application_id = %d", applicationID)); err != nil {
 			return nil, err
 		}
 		if err := leaseMigrate(tx); err != nil {
@@ -210,13 +210,13 @@ func migrateTx(ctx context.Context, tx *sql.Tx, target int, leaseMigrate func(*s
 			continue
 		}
 		for _, stmt := range m.stmts {
-			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			if _, err := tx.Exec(stmt); err != nil {
 				return nil, fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
 			}
 		}
 		applied = append(applied, m.version)
 	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", target)); err != nil {
+	if _, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", target)); err != nil {
 		return nil, err
 	}
 	return applied, nil

@@ -46,7 +46,7 @@ func writeAtVersion(t *testing.T, path string, v int) {
 	if v == 0 {
 		return
 	}
-	err = db.Write(ctx, "old schema", sqlitedb.Normal, func(tx *sql.Tx) error {
+	err = db.Write(ctx, "old schema", sqlitedb.Normal, func(tx *sqlitedb.Tx) error {
 		_, err := migrateTx(ctx, tx, v, xprocess.Migrate)
 		return err
 	})

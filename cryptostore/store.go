@@ -119,7 +119,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("%w: %s: %w", ErrOpen, path, err)
 	}
 	var applied []int
-	err = db.Write(ctx, "migrate", sqlitedb.Synced, func(tx *sql.Tx) error {
+	err = db.Write(ctx, "migrate", sqlitedb.Synced, func(tx *sqlitedb.Tx) error {
 		applied, err = migrateTx(ctx, tx, SchemaVersion, xprocess.Migrate)
 		return err
 	})
@@ -251,7 +251,7 @@ func (s *Store) run(ctx context.Context, why string, write bool, dur Durability,
 	t := &Tx{s: s, ctx: ctx, write: write}
 	// begin runs first inside the transaction: it drops the cache if the lease
 	// says another process may have moved state on, before anything is read.
-	begin := func(sqlTx *sql.Tx, gen int64, changed bool) {
+	begin := func(sqlTx *sqlitedb.Tx, gen int64, changed bool) {
 		if s.cache.observe(uint64(gen), changed) {
 			s.log.Debug().Int64("generation", gen).Msg("cache invalidated")
 		}
@@ -260,7 +260,7 @@ func (s *Store) run(ctx context.Context, why string, write bool, dur Durability,
 		t.onCommit = t.onCommit[:0]
 	}
 	if !write {
-		return s.db.Read(ctx, why, func(sqlTx *sql.Tx) error {
+		return s.db.Read(ctx, why, func(sqlTx *sqlitedb.Tx) error {
 			gen, changed, err := s.proc.Observe(sqlTx)
 			if err != nil {
 				return err
@@ -272,7 +272,7 @@ func (s *Store) run(ctx context.Context, why string, write bool, dur Durability,
 	if testHookBeforeWrite != nil {
 		testHookBeforeWrite()
 	}
-	err = s.proc.Write(ctx, why, dur, func(sqlTx *sql.Tx, gen int64, changed bool) error {
+	err = s.proc.Write(ctx, why, dur, func(sqlTx *sqlitedb.Tx, gen int64, changed bool) error {
 		begin(sqlTx, gen, changed)
 		return fn(t)
 	}, func() {

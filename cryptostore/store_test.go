@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/xolm/xolm/internal/sqlitedb"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -120,7 +121,7 @@ func dump(t testing.TB, path string) []byte {
 func TestOpenCreatesAndReopens(t *testing.T) {
 	s, path := tempStore(t)
 	var v int
-	s.db.Read(context.Background(), "v", func(tx *sql.Tx) error { return tx.QueryRow("PRAGMA user_version").Scan(&v) })
+	s.db.Read(context.Background(), "v", func(tx *sqlitedb.Tx) error { return tx.QueryRow("PRAGMA user_version").Scan(&v) })
 	if v != SchemaVersion {
 		t.Fatalf("user_version %d", v)
 	}
@@ -130,7 +131,7 @@ func TestOpenCreatesAndReopens(t *testing.T) {
 
 func TestOpenRefusesNewerSchemaUntouched(t *testing.T) {
 	s, path := tempStore(t)
-	s.db.Write(context.Background(), "bump", Normal, func(tx *sql.Tx) error {
+	s.db.Write(context.Background(), "bump", Normal, func(tx *sqlitedb.Tx) error {
 		_, err := tx.Exec("PRAGMA user_version = 99")
 		return err
 	})
@@ -248,7 +249,7 @@ func TestInvariant11AccountAndOneTimeKeyRows(t *testing.T) {
 		return tx.PutAccount(&AccountRecord{UserID: "@a:x", DeviceID: "D", Account: acct})
 	})
 	var rows int
-	s.db.Read(context.Background(), "n", func(tx *sql.Tx) error { return tx.QueryRow("SELECT count(*) FROM one_time_keys").Scan(&rows) })
+	s.db.Read(context.Background(), "n", func(tx *sqlitedb.Tx) error { return tx.QueryRow("SELECT count(*) FROM one_time_keys").Scan(&rows) })
 	if rows != 5 {
 		t.Fatalf("%d one-time key rows", rows)
 	}
@@ -387,7 +388,7 @@ func TestInvariant10KeepTheBetterCopy(t *testing.T) {
 		return err
 	})
 	var archived int
-	s.db.Read(context.Background(), "n", func(tx *sql.Tx) error {
+	s.db.Read(context.Background(), "n", func(tx *sqlitedb.Tx) error {
 		return tx.QueryRow("SELECT count(*) FROM archived_inbound_group_sessions").Scan(&archived)
 	})
 	if archived != 1 {

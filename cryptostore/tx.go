@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"github.com/xolm/xolm/internal/sqlitedb"
 )
 
 // Tx is one transaction of a [Store]: a protocol step. Values it returns are
@@ -13,7 +14,7 @@ import (
 type Tx struct {
 	s     *Store
 	ctx   context.Context
-	tx    *sql.Tx
+	tx    *sqlitedb.Tx
 	write bool   // an Update, not a View
 	gen   uint64 // the generation cache entries must carry
 	seq   uint64 // the cache's publication sequence when the transaction began

@@ -2,7 +2,6 @@ package xprocess_test
 
 import (
 	"context"
-	"database/sql"
 	"log"
 
 	"github.com/rs/zerolog"
@@ -39,7 +38,7 @@ func Example() {
 	if lease.Changed() {
 		// Another process may have written: drop every cache before reading.
 	}
-	err = db.Write(lease.Context(), "store a session", sqlitedb.Synced, func(tx *sql.Tx) error {
+	err = db.Write(lease.Context(), "store a session", sqlitedb.Synced, func(tx *sqlitedb.Tx) error {
 		if err := lease.Fence(tx); err != nil {
 			return err // ErrLeaseLost: roll back and drop cached state
 		}

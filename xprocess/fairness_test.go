@@ -2,7 +2,6 @@ package xprocess
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"testing"
 	"time"
@@ -58,7 +57,7 @@ func TestFairnessWaiterGetsTheNextTurn(t *testing.T) {
 func attemptAt(t *testing.T, e *env, holder string, wantTurn bool) attemptResult {
 	t.Helper()
 	var res attemptResult
-	err := e.db().Write(context.Background(), "attempt", sqlitedb.Normal, func(tx *sql.Tx) error {
+	err := e.db().Write(context.Background(), "attempt", sqlitedb.Normal, func(tx *sqlitedb.Tx) error {
 		if err := Migrate(tx); err != nil {
 			return err
 		}

@@ -81,7 +81,7 @@ func (l *Lease) Lost() bool {
 //
 // A fenced transaction that then rolls back makes the next acquisition
 // report Changed, which costs a cache reload and nothing else.
-func (l *Lease) Fence(tx *sql.Tx) error {
+func (l *Lease) Fence(tx *sqlitedb.Tx) error {
 	if l.released.Load() {
 		return ErrLeaseNotHeld
 	}
@@ -157,7 +157,7 @@ func (p *Process) finish(t *tenure, cause error) error {
 	<-t.done
 	ctx, cancel := context.WithTimeout(context.Background(), sqlitedb.BusyTimeout)
 	defer cancel()
-	err := p.db.Write(ctx, "xprocess: release", sqlitedb.Normal, func(tx *sql.Tx) error {
+	err := p.db.Write(ctx, "xprocess: release", sqlitedb.Normal, func(tx *sqlitedb.Tx) error {
 		_, err := tx.Exec(releaseSQL, leaseName, p.id, t.gen)
 		return err
 	})
@@ -218,7 +218,7 @@ func (p *Process) renew(t *tenure) {
 		}
 		var n int64
 		var next int64
-		err := p.db.Write(t.ctx, "xprocess: renew", sqlitedb.Normal, func(tx *sql.Tx) error {
+		err := p.db.Write(t.ctx, "xprocess: renew", sqlitedb.Normal, func(tx *sqlitedb.Tx) error {
 			next = p.now().UnixMilli() + p.dur.Milliseconds()
 			r, err := tx.Exec(renewSQL, next, leaseName, p.id, t.gen)
 			if err != nil {

@@ -2,8 +2,8 @@ package xprocess
 
 import (
 	"context"
-	"database/sql"
 	"errors"
+	"github.com/xolm/xolm/internal/sqlitedb"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -49,7 +49,7 @@ func TestInvariant2RolledBackFenceReportsChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	boom := errors.New("boom")
-	err := a.db.Write(context.Background(), "fence then fail", 0, func(tx *sql.Tx) error {
+	err := a.db.Write(context.Background(), "fence then fail", 0, func(tx *sqlitedb.Tx) error {
 		if err := l.Fence(tx); err != nil {
 			return err
 		}

@@ -160,7 +160,7 @@ func (p *Process) usableLocked() error {
 // a waiting process instead (res.yielded).
 func (p *Process) peek(ctx context.Context, yield func() bool) (res attemptResult, canWin, canClaim bool, err error) {
 	var row leaseRow
-	err = p.db.Read(ctx, "xprocess: peek", func(tx *sql.Tx) error {
+	err = p.db.Read(ctx, "xprocess: peek", func(tx *sqlitedb.Tx) error {
 		var err error
 		row, err = readRow(tx)
 		return err
@@ -197,7 +197,7 @@ func (p *Process) attempt(ctx context.Context, wantTurn bool) (attemptResult, *L
 		return attemptResult{}, nil, err
 	}
 	var res attemptResult
-	err = p.db.Write(ctx, "xprocess: acquire", sqlitedb.Normal, func(tx *sql.Tx) error {
+	err = p.db.Write(ctx, "xprocess: acquire", sqlitedb.Normal, func(tx *sqlitedb.Tx) error {
 		var err error
 		c := newClock(p.now(), p.dur)
 		res, err = tryRow(tx, p.id, c, p.dur, wantTurn, p.dead)

@@ -2,7 +2,6 @@ package xprocess
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -57,7 +56,7 @@ func (e *env) row() leaseRow {
 	e.t.Helper()
 	db := e.db()
 	var r leaseRow
-	err := db.Read(context.Background(), "row", func(tx *sql.Tx) error {
+	err := db.Read(context.Background(), "row", func(tx *sqlitedb.Tx) error {
 		var err error
 		r, err = readRow(tx)
 		return err
@@ -70,7 +69,7 @@ func (e *env) row() leaseRow {
 
 func (e *env) exec(query string, args ...any) {
 	e.t.Helper()
-	err := e.db().Write(context.Background(), "test", sqlitedb.Normal, func(tx *sql.Tx) error {
+	err := e.db().Write(context.Background(), "test", sqlitedb.Normal, func(tx *sqlitedb.Tx) error {
 		_, err := tx.Exec(query, args...)
 		return err
 	})
@@ -106,7 +105,7 @@ func mustHeld(t *testing.T, p *Process) *LeaseExistsError {
 
 // write runs a fenced write transaction that also inserts v into a table t.
 func write(p *Process, l *Lease, v int) error {
-	return p.db.Write(context.Background(), "test write", sqlitedb.Normal, func(tx *sql.Tx) error {
+	return p.db.Write(context.Background(), "test write", sqlitedb.Normal, func(tx *sqlitedb.Tx) error {
 		if _, err := tx.Exec("CREATE TABLE IF NOT EXISTS t(v INTEGER)"); err != nil {
 			return err
 		}
@@ -120,7 +119,7 @@ func write(p *Process, l *Lease, v int) error {
 func (e *env) values() []int {
 	e.t.Helper()
 	var vs []int
-	err := e.db().Read(context.Background(), "values", func(tx *sql.Tx) error {
+	err := e.db().Read(context.Background(), "values", func(tx *sqlitedb.Tx) error {
 		rows, err := tx.Query("SELECT v FROM t ORDER BY rowid")
 		if err != nil {
 			return err

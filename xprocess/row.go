@@ -35,7 +35,7 @@ const createTableSQL = `CREATE TABLE IF NOT EXISTS xprocess_lease (
 
 // Migrate creates the lease table if it does not exist. The store's
 // migrations call it; New calls it too.
-func Migrate(tx *sql.Tx) error {
+func Migrate(tx *sqlitedb.Tx) error {
 	if _, err := tx.Exec(createTableSQL); err != nil {
 		return fmt.Errorf("xprocess: migrate: %w", err)
 	}
@@ -49,7 +49,7 @@ const tableExistsSQL = `SELECT count(*) FROM sqlite_master WHERE type = 'table' 
 // may keep for long stretches.
 func ensureTable(db *sqlitedb.DB) error {
 	var n int
-	err := db.Read(context.Background(), "xprocess: look for table", func(tx *sql.Tx) error {
+	err := db.Read(context.Background(), "xprocess: look for table", func(tx *sqlitedb.Tx) error {
 		return tx.QueryRow(tableExistsSQL).Scan(&n)
 	})
 	if err != nil || n > 0 {
@@ -146,7 +146,7 @@ func (c clock) live(exp, horizon int64) bool { return exp > c.now && exp <= hori
 // tryRow makes one attempt at the lease inside a write transaction. dead
 // reports whether an instance is known to be gone. If the attempt fails and
 // wantTurn is set, the caller's claim on the next turn is recorded.
-func tryRow(tx *sql.Tx, holder string, c clock, dur time.Duration, wantTurn bool, dead func(string) bool) (attemptResult, error) {
+func tryRow(tx *sqlitedb.Tx, holder string, c clock, dur time.Duration, wantTurn bool, dead func(string) bool) (attemptResult, error) {
 	expires := c.now + dur.Milliseconds()
 	res, err := upsert(tx, holder, c, expires, "", "")
 	if err != nil || res.ok {
@@ -187,7 +187,7 @@ func tryRow(tx *sql.Tx, holder string, c clock, dur time.Duration, wantTurn bool
 	return res, err
 }
 
-func upsert(tx *sql.Tx, holder string, c clock, expires int64, deadHolder, deadWant string) (attemptResult, error) {
+func upsert(tx *sqlitedb.Tx, holder string, c clock, expires int64, deadHolder, deadWant string) (attemptResult, error) {
 	res := attemptResult{expires: expires}
 	err := tx.QueryRow(acquireSQL,
 		sql.Named("name", leaseName), sql.Named("holder", holder), sql.Named("expires", expires),
@@ -204,7 +204,7 @@ func upsert(tx *sql.Tx, holder string, c clock, expires int64, deadHolder, deadW
 	return res, nil
 }
 
-func readRow(tx *sql.Tx) (leaseRow, error) {
+func readRow(tx *sqlitedb.Tx) (leaseRow, error) {
 	var r leaseRow
 	err := tx.QueryRow(readSQL, leaseName).Scan(&r.holder, &r.expires, &r.generation, &r.want, &r.wantExpires)
 	return r, err

@@ -31,7 +31,7 @@ var errTxBusy = errors.New("xprocess: lease busy")
 // whether state may have changed since this process last saw it (as
 // [Lease.Changed]) before it reads anything. Write fails with ErrLeaseLost when the fence finds another holder.
 func (p *Process) Write(ctx context.Context, why string, dur sqlitedb.Durability,
-	fn func(tx *sql.Tx, generation int64, changed bool) error, onCommit func()) error {
+	fn func(tx *sqlitedb.Tx, generation int64, changed bool) error, onCommit func()) error {
 	if l, err := p.reenter(); err != nil {
 		return err
 	} else if l != nil {
@@ -51,8 +51,8 @@ func (p *Process) Write(ctx context.Context, why string, dur sqlitedb.Durability
 }
 
 func (p *Process) writeHeld(ctx context.Context, why string, dur sqlitedb.Durability, l *Lease,
-	fn func(tx *sql.Tx, generation int64, changed bool) error, onCommit func()) error {
-	return p.db.WriteThen(ctx, why, dur, func(tx *sql.Tx) error {
+	fn func(tx *sqlitedb.Tx, generation int64, changed bool) error, onCommit func()) error {
+	return p.db.WriteThen(ctx, why, dur, func(tx *sqlitedb.Tx) error {
 		if err := l.Fence(tx); err != nil {
 			return err
 		}
@@ -62,7 +62,7 @@ func (p *Process) writeHeld(ctx context.Context, why string, dur sqlitedb.Durabi
 
 // writeScoped tries to take the lease for the span of one transaction.
 func (p *Process) writeScoped(ctx context.Context, why string, dur sqlitedb.Durability,
-	fn func(tx *sql.Tx, generation int64, changed bool) error, onCommit func()) error {
+	fn func(tx *sqlitedb.Tx, generation int64, changed bool) error, onCommit func()) error {
 	select {
 	case p.rowSem <- struct{}{}: // no Acquire or Release of ours changes the row meanwhile
 	case <-ctx.Done():
@@ -78,7 +78,7 @@ func (p *Process) writeScoped(ctx context.Context, why string, dur sqlitedb.Dura
 	}
 	dead := func(id string) bool { return holderDead(p.aliveDir, id) }
 	var now seen
-	err = p.db.WriteThen(ctx, why, dur, func(tx *sql.Tx) error {
+	err = p.db.WriteThen(ctx, why, dur, func(tx *sqlitedb.Tx) error {
 		res, err := tryRow(tx, p.id, newClock(p.now(), p.dur), p.dur, false, dead)
 		if err != nil {
 			return err
@@ -119,7 +119,7 @@ func (p *Process) writeScoped(ctx context.Context, why string, dur sqlitedb.Dura
 // primary-key read. Reads need no exclusion: a snapshot cannot be changed
 // under them, and every decision that changes state is taken again inside a
 // write transaction under the lease.
-func (p *Process) Observe(tx *sql.Tx) (generation int64, changed bool, err error) {
+func (p *Process) Observe(tx *sqlitedb.Tx) (generation int64, changed bool, err error) {
 	var gen, stamp int64
 	err = tx.QueryRow(`SELECT generation, data_stamp FROM xprocess_lease WHERE name = ?`, leaseName).Scan(&gen, &stamp)
 	if errors.Is(err, sql.ErrNoRows) {

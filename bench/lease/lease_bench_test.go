@@ -2,7 +2,6 @@ package lease_test
 
 import (
 	"context"
-	"database/sql"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,7 +26,7 @@ func BenchmarkAcquireReleaseUncontended(b *testing.B) {
 	const probes = 500
 	t0 := time.Now()
 	for i := range probes {
-		must(b, db.Write(ctx, "one row", sqlitedb.Normal, func(tx *sql.Tx) error {
+		must(b, db.Write(ctx, "one row", sqlitedb.Normal, func(tx *sqlitedb.Tx) error {
 			_, err := tx.Exec("UPDATE counter SET v = ? WHERE id = 1", i)
 			return err
 		}))

@@ -6,7 +6,6 @@ package lease_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -124,7 +123,7 @@ func sortTenures(ts []tenure) {
 func expiresAt(b *testing.B, db *sqlitedb.DB) int64 {
 	b.Helper()
 	var e int64
-	must(b, db.Read(context.Background(), "expiry", func(tx *sql.Tx) error {
+	must(b, db.Read(context.Background(), "expiry", func(tx *sqlitedb.Tx) error {
 		return tx.QueryRow("SELECT expires_at FROM xprocess_lease").Scan(&e)
 	}))
 	return e

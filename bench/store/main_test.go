@@ -10,7 +10,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/binary"
 	"path/filepath"
 	"testing"
@@ -68,7 +67,7 @@ func newRawDB(b *testing.B, size int) *rawDB {
 	r := &rawDB{db: db, key: "Jx1sQW0T3m0e0nJm8w2b8b0Qx9a3kqf0Yb7m2X4tq1E"}
 	blob := make([]byte, size)
 	rand.Read(blob)
-	err = db.Write(ctx, "setup", sqlitedb.Normal, func(tx *sql.Tx) error {
+	err = db.Write(ctx, "setup", sqlitedb.Normal, func(tx *sqlitedb.Tx) error {
 		for _, q := range []string{
 			`CREATE TABLE blobs (id TEXT PRIMARY KEY, blob BLOB NOT NULL)`,
 			`CREATE TABLE hashes (hash BLOB PRIMARY KEY, sender_key TEXT NOT NULL, received_at INTEGER NOT NULL) WITHOUT ROWID`,
@@ -90,7 +89,7 @@ func newRawDB(b *testing.B, size int) *rawDB {
 // SELECT of the blob by primary key.
 func (r *rawDB) readBlob(b *testing.B) []byte {
 	var blob []byte
-	err := r.db.Read(context.Background(), "raw read", func(tx *sql.Tx) error {
+	err := r.db.Read(context.Background(), "raw read", func(tx *sqlitedb.Tx) error {
 		return tx.QueryRow(`SELECT blob FROM blobs WHERE id = ?`, r.key).Scan(&blob)
 	})
 	if err != nil {

@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"database/sql"
 	"testing"
 	"time"
 
@@ -26,7 +25,7 @@ func BenchmarkGenerationCheck(b *testing.B) {
 	probe := hashN(0)
 	paired(b, "raw-read",
 		func(b *testing.B) {
-			err := raw.db.Read(ctx, "raw read", func(tx *sql.Tx) error {
+			err := raw.db.Read(ctx, "raw read", func(tx *sqlitedb.Tx) error {
 				var n int
 				return tx.QueryRow(`SELECT count(*) FROM hashes WHERE hash = ?`, probe[:]).Scan(&n)
 			})
@@ -43,7 +42,7 @@ func BenchmarkGenerationCheck(b *testing.B) {
 		func(b *testing.B) {
 			n++
 			h := hashN(n)
-			err := raw.db.Write(ctx, "raw write", sqlitedb.Normal, func(tx *sql.Tx) error {
+			err := raw.db.Write(ctx, "raw write", sqlitedb.Normal, func(tx *sqlitedb.Tx) error {
 				_, err := tx.Exec(`INSERT INTO hashes (hash, sender_key, received_at) VALUES (?, ?, ?)
 					ON CONFLICT DO NOTHING`, h[:], sender, int64(n))
 				return err

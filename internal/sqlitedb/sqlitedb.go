@@ -70,6 +70,8 @@ type DB struct {
 	poolMu sync.RWMutex
 	w      *sql.DB // one connection; every transaction is BEGIN IMMEDIATE
 	r      *sql.DB // query_only connections
+	wStmts *stmtCache
+	rStmts *stmtCache
 
 	mu        sync.Mutex // guards synced, closed and suspended
 	synced    bool       // the writer connection is in synchronous=FULL
@@ -146,6 +148,7 @@ func (d *DB) openPools(ctx context.Context) error {
 	r.SetMaxIdleConns(d.opts.Readers)
 	r.SetConnMaxIdleTime(0)
 	d.w, d.r = w, r
+	d.wStmts, d.rStmts = newStmtCache(w), newStmtCache(r)
 	d.synced = false
 	return nil
 }
@@ -171,7 +174,7 @@ func (d *DB) Suspend(ctx context.Context) error {
 	d.suspended = true
 	d.mu.Unlock()
 	_, cerr := d.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
-	return errors.Join(cerr, d.r.Close(), d.w.Close())
+	return errors.Join(cerr, d.closePools())
 }
 
 // Resume reopens the connections closed by Suspend.
@@ -199,14 +202,14 @@ func (d *DB) Path() string { return d.path }
 // Write runs fn in one BEGIN IMMEDIATE transaction on the write connection and
 // commits if fn returns nil. why labels the transaction for diagnostics.
 // Rollback is always deferred and idempotent.
-func (d *DB) Write(ctx context.Context, why string, dur Durability, fn func(tx *sql.Tx) error) error {
+func (d *DB) Write(ctx context.Context, why string, dur Durability, fn func(tx *Tx) error) error {
 	return d.WriteThen(ctx, why, dur, fn, nil)
 }
 
 // WriteThen is Write with a hook that runs after a successful commit while
 // the write connection is still held, so that hooks of successive
 // transactions run in commit order (the store publishes to its cache there).
-func (d *DB) WriteThen(ctx context.Context, why string, dur Durability, fn func(tx *sql.Tx) error, onCommit func()) error {
+func (d *DB) WriteThen(ctx context.Context, why string, dur Durability, fn func(tx *Tx) error, onCommit func()) error {
 	start := time.Now()
 	select {
 	case d.writeSem <- struct{}{}:
@@ -226,11 +229,18 @@ func (d *DB) WriteThen(ctx context.Context, why string, dur Durability, fn func(
 	if err != nil {
 		return fmt.Errorf("sqlitedb: %s: begin: %w", why, err)
 	}
-	defer tx.Rollback()
+	t := &Tx{tx: tx, ctx: ctx, cache: d.wStmts}
+	defer func() {
+		// Rollback is idempotent (a no-op after Commit). Then, still holding
+		// the writer, its connection is idle: statements that ran unprepared
+		// are prepared on it for the next transactions.
+		tx.Rollback()
+		d.wStmts.prepare(context.WithoutCancel(ctx), t.missed)
+	}()
 	if waited := time.Since(start); waited > d.opts.SlowLock && d.opts.OnSlowLock != nil {
 		d.opts.OnSlowLock(why, waited)
 	}
-	if err := fn(tx); err != nil {
+	if err := fn(t); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -266,7 +276,7 @@ func (d *DB) setSyncedLocked(ctx context.Context, synced bool) error {
 
 // Read runs fn in a read transaction on a query-only connection: every read
 // in fn sees one consistent snapshot.
-func (d *DB) Read(ctx context.Context, why string, fn func(tx *sql.Tx) error) error {
+func (d *DB) Read(ctx context.Context, why string, fn func(tx *Tx) error) error {
 	d.poolMu.RLock()
 	defer d.poolMu.RUnlock()
 	if err := d.usable(); err != nil {
@@ -276,8 +286,11 @@ func (d *DB) Read(ctx context.Context, why string, fn func(tx *sql.Tx) error) er
 	if err != nil {
 		return fmt.Errorf("sqlitedb: %s: begin: %w", why, err)
 	}
-	defer tx.Rollback()
-	return fn(tx)
+	t := &Tx{tx: tx, ctx: ctx, cache: d.rStmts}
+	err = fn(t)
+	tx.Rollback()
+	d.rStmts.prepare(context.WithoutCancel(ctx), t.missed)
+	return err
 }
 
 // Checkpoint copies the WAL into the database file and truncates it.
@@ -325,6 +338,11 @@ func (d *DB) IntegrityCheck(ctx context.Context) ([]string, error) {
 	return msgs, nil
 }
 
+// closePools closes the cached statements and the connections.
+func (d *DB) closePools() error {
+	return errors.Join(d.wStmts.close(), d.rStmts.close(), d.r.Close(), d.w.Close())
+}
+
 // usable reports ErrClosed or ErrSuspended, or nil.
 func (d *DB) usable() error {
 	d.mu.Lock()
@@ -351,5 +369,5 @@ func (d *DB) Close() error {
 	if d.suspended {
 		return nil
 	}
-	return errors.Join(d.r.Close(), d.w.Close())
+	return d.closePools()
 }

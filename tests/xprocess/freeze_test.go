@@ -50,7 +50,7 @@ func TestInvariant3FrozenHolderCannotWriteAfterWaking(t *testing.T) {
 	if now := time.Now().UnixMilli(); now < expires {
 		t.Fatalf("a frozen but live holder was taken over %d ms before its lease ran out", expires-now)
 	}
-	err = db.Write(ctx, "takeover write", sqlitedb.Normal, func(tx *sql.Tx) error {
+	err = db.Write(ctx, "takeover write", sqlitedb.Normal, func(tx *sqlitedb.Tx) error {
 		if err := l.Fence(tx); err != nil {
 			return err
 		}

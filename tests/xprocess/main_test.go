@@ -4,7 +4,6 @@ package xprocess_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -83,7 +82,7 @@ func openDB(t *testing.T, path string) *sqlitedb.DB {
 func queryInt(t *testing.T, db *sqlitedb.DB, query string, args ...any) int64 {
 	t.Helper()
 	var v int64
-	err := db.Read(context.Background(), "test", func(tx *sql.Tx) error {
+	err := db.Read(context.Background(), "test", func(tx *sqlitedb.Tx) error {
 		return tx.QueryRow(query, args...).Scan(&v)
 	})
 	if err != nil {
@@ -95,7 +94,7 @@ func queryInt(t *testing.T, db *sqlitedb.DB, query string, args ...any) int64 {
 func queryString(t *testing.T, db *sqlitedb.DB, query string, args ...any) string {
 	t.Helper()
 	var v string
-	err := db.Read(context.Background(), "test", func(tx *sql.Tx) error {
+	err := db.Read(context.Background(), "test", func(tx *sqlitedb.Tx) error {
 		return tx.QueryRow(query, args...).Scan(&v)
 	})
 	if err != nil {

@@ -15,7 +15,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
@@ -85,13 +84,13 @@ func check(err error) {
 // write would contend for SQLite's lock with a busy writer.
 func setup(db *sqlitedb.DB) error {
 	var n int
-	err := db.Read(context.Background(), "look", func(tx *sql.Tx) error {
+	err := db.Read(context.Background(), "look", func(tx *sqlitedb.Tx) error {
 		return tx.QueryRow("SELECT count(*) FROM sqlite_master WHERE name = 'rows'").Scan(&n)
 	})
 	if err != nil || n > 0 {
 		return err
 	}
-	return db.Write(context.Background(), "setup", sqlitedb.Normal, func(tx *sql.Tx) error {
+	return db.Write(context.Background(), "setup", sqlitedb.Normal, func(tx *sqlitedb.Tx) error {
 		_, err := tx.Exec(`CREATE TABLE IF NOT EXISTS counter(id INTEGER PRIMARY KEY, v INTEGER NOT NULL);
 			INSERT OR IGNORE INTO counter VALUES (1, 0);
 			CREATE TABLE IF NOT EXISTS rows(writer TEXT NOT NULL, k INTEGER NOT NULL, gen INTEGER NOT NULL,
@@ -124,7 +123,7 @@ func rmw(p *xprocess.Process, db *sqlitedb.DB, n, total int, times, noLease bool
 		}
 		start := time.Now()
 		var v int
-		check(db.Read(ctx, "read counter", func(tx *sql.Tx) error {
+		check(db.Read(ctx, "read counter", func(tx *sqlitedb.Tx) error {
 			return tx.QueryRow("SELECT v FROM counter WHERE id = 1").Scan(&v)
 		}))
 		if total > 0 && v >= total {
@@ -133,7 +132,7 @@ func rmw(p *xprocess.Process, db *sqlitedb.DB, n, total int, times, noLease bool
 			}
 			break
 		}
-		check(db.Write(ctx, "write counter", sqlitedb.Normal, func(tx *sql.Tx) error {
+		check(db.Write(ctx, "write counter", sqlitedb.Normal, func(tx *sqlitedb.Tx) error {
 			if l != nil {
 				if err := l.Fence(tx); err != nil {
 					return err
@@ -178,7 +177,7 @@ func hold(p *xprocess.Process, db *sqlitedb.DB) {
 }
 
 func writeValue(db *sqlitedb.DB, l *xprocess.Lease, v int) error {
-	return db.Write(context.Background(), "write value", sqlitedb.Normal, func(tx *sql.Tx) error {
+	return db.Write(context.Background(), "write value", sqlitedb.Normal, func(tx *sqlitedb.Tx) error {
 		if _, err := tx.Exec("INSERT INTO t VALUES (?)", v); err != nil {
 			return err
 		}
@@ -209,7 +208,7 @@ func writer(p *xprocess.Process, db *sqlitedb.DB, inTx time.Duration) {
 	id := p.Holder().String()
 	payload := make([]byte, 4096)
 	for k := 0; ; k++ {
-		check(db.Write(ctx, "write row", sqlitedb.Normal, func(tx *sql.Tx) error {
+		check(db.Write(ctx, "write row", sqlitedb.Normal, func(tx *sqlitedb.Tx) error {
 			if err := l.Fence(tx); err != nil {
 				return err
 			}
