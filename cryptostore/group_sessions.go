@@ -44,6 +44,9 @@ func (t *Tx) InboundGroupSession(roomID, sessionID string) (*InboundGroupSession
 	if err != nil {
 		return nil, err
 	}
+	if t.s.cache.disabled {
+		return rec, nil // nobody else holds it
+	}
 	t.cacheRead(func() { t.s.cache.groupSessions.put(k, rec, t.gen) })
 	return rec.clone(), nil
 }

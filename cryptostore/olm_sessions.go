@@ -41,6 +41,9 @@ func (t *Tx) OlmSessions(senderKey string) ([]*OlmSessionRecord, error) {
 	if err != nil {
 		return nil, err
 	}
+	if t.s.cache.disabled {
+		return recs, nil // nobody else holds these
+	}
 	t.cacheRead(func() { t.s.cache.olmSessions.put(senderKey, recs, t.gen) })
 	return cloneRecords(recs), nil
 }

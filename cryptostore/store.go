@@ -261,9 +261,12 @@ func (s *Store) run(ctx context.Context, why string, write bool, dur Durability,
 	}
 	if !write {
 		return s.db.Read(ctx, why, func(sqlTx *sqlitedb.Tx) error {
-			gen, changed, err := s.proc.Observe(sqlTx)
-			if err != nil {
-				return err
+			var gen int64
+			var changed bool
+			if !s.cache.disabled { // without a cache there is nothing to check the generation for
+				if gen, changed, err = s.proc.Observe(sqlTx); err != nil {
+					return err
+				}
 			}
 			begin(sqlTx, gen, changed)
 			return fn(t)
