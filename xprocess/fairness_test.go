@@ -170,3 +170,43 @@ func TestLeaseExistsErrorReportsTheClaim(t *testing.T) {
 		t.Fatal("LeaseExistsError does not match ErrLeaseHeld")
 	}
 }
+
+// A transaction-scoped Write does not barge past a registered waiter: the
+// writer that held last lets the waiter go first.
+func TestFairnessScopedWriteYieldsToAWaiter(t *testing.T) {
+	if !flock.Supported {
+		t.Skip("waiters register with flock")
+	}
+	e := newEnv(t)
+	a, b := e.process("app"), e.process("nse")
+	ctx := context.Background()
+	noop := func(*sqlitedb.Tx, int64, bool) error { return nil }
+	if err := a.Write(ctx, "first", sqlitedb.Normal, noop, nil); err != nil {
+		t.Fatal(err)
+	}
+	la := acquire(t, a)
+	got := make(chan *Lease, 1)
+	go func() {
+		l, err := b.Acquire(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- l
+	}()
+	waitFor(t, "the waiter to register", a.gate.othersWaiting)
+	la.Release()
+	order := make(chan string, 2)
+	go func() {
+		if err := a.Write(ctx, "second", sqlitedb.Normal, noop, nil); err != nil {
+			t.Error(err)
+		}
+		order <- "a wrote"
+	}()
+	lb := <-got
+	order <- "b acquired"
+	if first := <-order; first != "b acquired" {
+		t.Fatalf("%s before the waiter had its turn", first)
+	}
+	lb.Release()
+	<-order
+}

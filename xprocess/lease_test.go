@@ -3,10 +3,11 @@ package xprocess
 import (
 	"context"
 	"errors"
-	"github.com/xolm/xolm/internal/sqlitedb"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/xolm/xolm/internal/sqlitedb"
 )
 
 func TestInvariant2FirstAcquisitionAndForeignChangesReportChanged(t *testing.T) {

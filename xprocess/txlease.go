@@ -38,9 +38,15 @@ func (p *Process) Write(ctx context.Context, why string, dur sqlitedb.Durability
 		defer l.Release()
 		return p.writeHeld(ctx, why, dur, l, fn, onCommit)
 	}
-	err := p.writeScoped(ctx, why, dur, fn, onCommit)
-	if !errors.Is(err, errTxBusy) {
-		return err
+	if !p.gate.othersWaiting() {
+		// With another process waiting, take the turn through Acquire,
+		// which lets the waiter go first if this process held last: a
+		// registered waiter writes no claim into the row, so a
+		// transaction-scoped take would never see it.
+		err := p.writeScoped(ctx, why, dur, fn, onCommit)
+		if !errors.Is(err, errTxBusy) {
+			return err
+		}
 	}
 	l, err := p.Acquire(ctx)
 	if err != nil {
