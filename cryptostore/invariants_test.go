@@ -6,9 +6,11 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"errors"
+	"os"
 	"testing"
 	"time"
 
+	"github.com/xolm/xolm/internal/sqlitedb"
 	"github.com/xolm/xolm/olm"
 	"github.com/xolm/xolm/xprocess"
 )
@@ -296,5 +298,68 @@ func TestCacheSurvivesOwnTransactions(t *testing.T) {
 	}
 	if _, ok := s.cache.olmSessions.get(sender, s.cache.generation); !ok {
 		t.Fatal("session not cached after own writes")
+	}
+}
+
+// Invariant 9: archived durable state comes back on restore, but never over
+// a newer live row; spent one-time keys are erased, not archived.
+func TestInvariant9ArchiveRestoreNeverOverwritesNewer(t *testing.T) {
+	s, path := tempStore(t)
+	mine, peer, sender := sessionPair(t)
+	old := time.Unix(1_700_000_000, 0)
+	update(t, s, func(tx *Tx) error {
+		return tx.PutOlmSession(&OlmSessionRecord{SenderKey: sender, Session: mine, CreatedAt: old, LastUsedAt: old})
+	})
+	update(t, s, func(tx *Tx) error { return tx.ArchiveOlmSession(sender, mine.ID()) })
+	// The same session comes back live and moves on (a newer copy).
+	newer := mine.Clone()
+	advance(t, &OlmSessionRecord{Session: newer}, peer, "newer")
+	update(t, s, func(tx *Tx) error {
+		return tx.PutOlmSession(&OlmSessionRecord{SenderKey: sender, Session: newer, CreatedAt: old, LastUsedAt: old.Add(time.Hour)})
+	})
+	before := dump(t, path)
+	update(t, s, func(tx *Tx) error {
+		ok, err := tx.RestoreOlmSession(mine.ID())
+		if ok {
+			t.Error("restore overwrote a newer live session")
+		}
+		return err
+	})
+	if !bytes.Equal(before, dump(t, path)) {
+		t.Fatal("a refused restore changed the store")
+	}
+	s.View(context.Background(), "live", func(tx *Tx) error {
+		recs, _ := tx.OlmSessions(sender)
+		if len(recs) != 1 || !bytes.Equal(state(recs[0].Session), state(newer)) {
+			t.Fatal("live session is not the newer copy")
+		}
+		return nil
+	})
+	// A used one-time key leaves no trace in any table.
+	acct, _ := olm.NewAccount(rand.Reader)
+	acct.GenerateOneTimeKeys(rand.Reader, 1)
+	used := acct.OneTimeKeys()[0].Key.String()
+	update(t, s, func(tx *Tx) error { return tx.PutAccount(&AccountRecord{UserID: "@a:x", DeviceID: "D", Account: acct}) })
+	var sealed []byte
+	s.db.Read(context.Background(), "blob", func(tx *sqlitedb.Tx) error {
+		return tx.QueryRow(`SELECT blob FROM one_time_keys WHERE public_key = ?`, used).Scan(&sealed)
+	})
+	if err := s.db.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if file, _ := os.ReadFile(path); !bytes.Contains(file, sealed) {
+		t.Fatal("the sealed key is not in the file; the check below would prove nothing")
+	}
+	update(t, s, func(tx *Tx) error { _, err := tx.RemoveOneTimeKey(used); return err })
+	if bytes.Contains(dump(t, path), []byte(used)) {
+		t.Fatal("a used one-time key is still in the store")
+	}
+	// secure_delete overwrites the freed bytes: after a checkpoint the sealed
+	// private key is nowhere in the file.
+	if err := s.db.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if file, _ := os.ReadFile(path); bytes.Contains(file, sealed) {
+		t.Fatal("the used one-time key's sealed bytes are still in the database file")
 	}
 }
