@@ -5,10 +5,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/xolm/xolm/internal/gobuild"
 	"io"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -16,16 +15,7 @@ import (
 
 // Build compiles the helper program into dir and returns the binary's path.
 func Build(dir string) (string, error) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	bin := filepath.Join(dir, "storexp-helper")
-	cmd := exec.Command(goBin, "build", "-o", bin, "github.com/xolm/xolm/tests/storexp/helper")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build helper: %v\n%s", err, out)
-	}
-	return bin, nil
+	return gobuild.Binary(dir, "github.com/xolm/xolm/tests/storexp/helper", "storexp-helper")
 }
 
 // Config starts one helper process on a store.

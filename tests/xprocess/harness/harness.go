@@ -8,11 +8,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/xolm/xolm/internal/gobuild"
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,16 +22,7 @@ import (
 
 // Build compiles leaseproc into dir and returns the binary's path.
 func Build(dir string) (string, error) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	bin := filepath.Join(dir, "leaseproc")
-	cmd := exec.Command(goBin, "build", "-o", bin, "github.com/xolm/xolm/tests/xprocess/leaseproc")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build leaseproc: %v\n%s", err, out)
-	}
-	return bin, nil
+	return gobuild.Binary(dir, "github.com/xolm/xolm/tests/xprocess/leaseproc", "leaseproc")
 }
 
 // Setup creates the database at path with the tables leaseproc uses.

@@ -1,0 +1,24 @@
+// Package gobuild builds the helper programs that cross-process tests and
+// benchmarks start as real OS processes.
+package gobuild
+
+import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
+)
+
+// Binary compiles the main package pkg into dir/name with the go command
+// found on PATH (the one running the tests) and returns the binary's path.
+func Binary(dir, pkg, name string, flags ...string) (string, error) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("gobuild: the go command is not on PATH: %w", err)
+	}
+	bin := filepath.Join(dir, name)
+	args := append(append([]string{"build"}, flags...), "-o", bin, pkg)
+	if out, err := exec.Command(goBin, args...).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("gobuild: build %s: %v\n%s", pkg, err, out)
+	}
+	return bin, nil
+}
