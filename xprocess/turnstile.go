@@ -111,6 +111,29 @@ func (g *turnstile) hold() *gateHold {
 	return h
 }
 
+// tryHold takes the turnstile lock for a transaction-scoped holding if it
+// is free at once, and returns nil if not: someone holds the lease or is
+// about to, and the caller should queue through Acquire. Where flock is
+// unsupported it always succeeds and holds nothing.
+func (g *turnstile) tryHold() *gateHold {
+	h := &gateHold{g: g, dropped: true} // never an owner for the blocked goroutine
+	if g.path == "" {
+		return h
+	}
+	f, err := flock.Open(g.path)
+	if err != nil {
+		return h
+	}
+	if ok, _ := f.TryLock(); !ok {
+		f.Close()
+		return nil
+	}
+	g.mu.Lock()
+	h.f = f
+	g.mu.Unlock()
+	return h
+}
+
 // drop lets go of the lock (or the claim on it). It is idempotent.
 func (h *gateHold) drop() {
 	g := h.g

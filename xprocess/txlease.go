@@ -82,6 +82,15 @@ func (p *Process) writeScoped(ctx context.Context, why string, dur sqlitedb.Dura
 	if err != nil {
 		return err
 	}
+	// Hold the turnstile for the transaction, as a tenure does: if another
+	// process holds the lease, or is taking it in a transaction of its own,
+	// queue through Acquire rather than in SQLite's busy handler, which is
+	// no queue; and a waiter blocked on the turnstile is woken at the end.
+	gate := p.gate.tryHold()
+	if gate == nil {
+		return errTxBusy
+	}
+	defer gate.drop()
 	dead := func(id string) bool { return holderDead(p.aliveDir, id) }
 	var now seen
 	err = p.db.WriteThen(ctx, why, dur, func(tx *sqlitedb.Tx) error {

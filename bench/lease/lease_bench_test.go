@@ -73,6 +73,21 @@ type tenure struct {
 // lock polls first after 10 ms; p50-%-of-10ms relates the median handover to
 // that.
 func BenchmarkHandoverTwoProcesses(b *testing.B) {
+	contend(b, "rmw", "-times")
+}
+
+// BenchmarkScopedWritesTwoProcesses is the store's own pattern under
+// contention: two processes each committing transaction-scoped writes
+// (Process.Write) as fast as they can. It reports the same figures, where a
+// "handover" is one process's write starting after the other's.
+func BenchmarkScopedWritesTwoProcesses(b *testing.B) {
+	contend(b, "scoped")
+}
+
+// contend runs two helper processes in mode until they have counted to
+// steps together, and reports latency percentiles of the holder changes and
+// the fairness of the split.
+func contend(b *testing.B, mode string, extra ...string) {
 	const steps = 2000
 	var handovers []time.Duration
 	var shareMin, switched float64
@@ -82,7 +97,7 @@ func BenchmarkHandoverTwoProcesses(b *testing.B) {
 		var all []tenure
 		ps := [2]*harnessProc{}
 		for i := range ps {
-			ps[i] = start(b, path, "-mode", "rmw", "-total", strconv.Itoa(steps), "-times")
+			ps[i] = start(b, path, append([]string{"-mode", mode, "-total", strconv.Itoa(steps)}, extra...)...)
 		}
 		for i, p := range ps {
 			expect(b, p, "done")

@@ -6,6 +6,9 @@
 //
 //	rmw      read-modify-write a counter under the lease, -n times (or until
 //	         the counter reaches -total), acquiring and releasing each step
+//	scoped   increment the counter with Process.Write (the lease taken for
+//	         one transaction) until it reaches -total, printing when each
+//	         write had the lease and when it returned
 //	hold     acquire, then obey "write V", "release" and "exit" from stdin
 //	writer   acquire, then commit numbered rows forever (until killed)
 //	phases   obey "enter", "write V", "exit-op", "suspend", "try" from stdin
@@ -33,7 +36,7 @@ func main() {
 	var (
 		path   = flag.String("db", "", "database file")
 		role   = flag.String("role", "app", "holder role")
-		mode   = flag.String("mode", "", "rmw, hold, writer, phases or setup")
+		mode   = flag.String("mode", "", "rmw, scoped, hold, writer, phases or setup")
 		n      = flag.Int("n", 0, "rmw: steps to take")
 		total  = flag.Int("total", 0, "rmw: stop when the counter reaches this")
 		times  = flag.Bool("times", false, "rmw: print each tenure's acquire and release times")
@@ -59,6 +62,8 @@ func main() {
 	switch *mode {
 	case "rmw":
 		rmw(p, db, *n, *total, *times, *noWait)
+	case "scoped":
+		scoped(p, *total)
 	case "hold":
 		hold(p, db)
 	case "writer":
@@ -151,6 +156,32 @@ func rmw(p *xprocess.Process, db *sqlitedb.DB, n, total int, times, noLease bool
 		}
 	}
 	fmt.Printf("done %d %d %d\n", acquired, lastGen, changed)
+}
+
+// scoped increments the counter in transaction-scoped writes, as the store
+// does for each protocol step, until it reaches total.
+func scoped(p *xprocess.Process, total int) {
+	ctx := context.Background()
+	writes := 0
+	for {
+		var start time.Time
+		var v int
+		var gen int64
+		check(p.Write(ctx, "increment", sqlitedb.Normal, func(tx *sqlitedb.Tx, g int64, _ bool) error {
+			start, gen = time.Now(), g // the lease is ours from here to the commit
+			if err := tx.QueryRow("SELECT v FROM counter WHERE id = 1").Scan(&v); err != nil || v >= total {
+				return err
+			}
+			_, err := tx.Exec("UPDATE counter SET v = ? WHERE id = 1", v+1)
+			return err
+		}, nil))
+		if v >= total {
+			break
+		}
+		writes++
+		fmt.Printf("tenure %d %d %d\n", start.UnixNano(), time.Now().UnixNano(), gen)
+	}
+	fmt.Printf("done %d\n", writes)
 }
 
 // hold keeps one lease across commands, as an operation in progress would.
