@@ -210,3 +210,51 @@ func TestFairnessScopedWriteYieldsToAWaiter(t *testing.T) {
 	lb.Release()
 	<-order
 }
+
+// While another process is inside a transaction-scoped write, Acquire
+// waits on the turnstile, registered as a waiter, rather than in SQLite's
+// busy handler; it gets the lease when that transaction has committed.
+func TestFairnessAcquireQueuesBehindAScopedWrite(t *testing.T) {
+	if !flock.Supported {
+		t.Skip("the turnstile needs flock")
+	}
+	e := newEnv(t)
+	a, b := e.process("app"), e.process("nse")
+	ctx := context.Background()
+	inside, finish := make(chan struct{}), make(chan struct{})
+	wrote := make(chan error, 1)
+	go func() {
+		wrote <- a.Write(ctx, "slow", sqlitedb.Normal, func(tx *sqlitedb.Tx, _ int64, _ bool) error {
+			close(inside)
+			<-finish
+			return nil
+		}, nil)
+	}()
+	<-inside
+	got := make(chan *Lease, 1)
+	go func() {
+		l, err := b.Acquire(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- l
+	}()
+	waitFor(t, "the second process to register as waiting", a.gate.othersWaiting)
+	select {
+	case <-got:
+		t.Fatal("Acquire returned while another process was in a transaction under the lease")
+	default:
+	}
+	close(finish)
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	l := <-got
+	if l == nil {
+		t.FailNow()
+	}
+	defer l.Release()
+	if r := e.row(); r.holder != b.Holder().String() || r.generation != l.Generation() {
+		t.Fatalf("row %+v after the waiter's turn", r)
+	}
+}

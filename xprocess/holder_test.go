@@ -68,6 +68,7 @@ func TestDeadHolderIsTakenOverAtOnce(t *testing.T) {
 	// happens, the row still names it with an unexpired lease.
 	dead.mu.Lock()
 	dead.alive.Close()
+	dead.cur.gate.drop()
 	dead.mu.Unlock()
 	path := livenessPath(dead.aliveDir, dead.Holder())
 

@@ -182,8 +182,9 @@ func (p *Process) peek(ctx context.Context, yield func() bool) (res attemptResul
 func (p *Process) dead(id string) bool { return holderDead(p.aliveDir, id) }
 
 // attempt makes one try at the row in a write transaction and, on success,
-// starts a tenure.
-func (p *Process) attempt(ctx context.Context, wantTurn bool) (attemptResult, *Lease, error) {
+// starts a tenure, holding the turnstile with gate if that is not nil. The
+// caller drops gate if no Lease comes back.
+func (p *Process) attempt(ctx context.Context, wantTurn bool, gate *gateHold) (attemptResult, *Lease, error) {
 	select {
 	case p.rowSem <- struct{}{}:
 	case <-ctx.Done():
@@ -214,15 +215,19 @@ func (p *Process) attempt(ctx context.Context, wantTurn bool) (attemptResult, *L
 	if !res.ok {
 		return res, nil, nil
 	}
-	return res, p.begin(res), nil
+	return res, p.begin(res, gate), nil
 }
 
-// begin starts a tenure for a successful attempt; the caller holds rowSem.
-func (p *Process) begin(res attemptResult) *Lease {
+// begin starts a tenure for a successful attempt, with gate as its
+// turnstile hold if not nil; the caller holds rowSem.
+func (p *Process) begin(res attemptResult, gate *gateHold) *Lease {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if old := p.cur; old != nil && !old.lost {
 		if old.gen == res.generation {
+			if gate != nil {
+				gate.drop() // the tenure has its own
+			}
 			// The tenure had run out locally (or a TryAcquire raced a
 			// reentrant path) but nobody took the row: it was extended.
 			old.count++
@@ -245,7 +250,12 @@ func (p *Process) begin(res attemptResult) *Lease {
 	ctx, cancel := context.WithCancelCause(p.ctx)
 	t := &tenure{gen: res.generation, ctx: ctx, cancel: cancel, done: make(chan struct{}), moved: make(chan struct{}, 1),
 		count: 1, expires: res.expires}
-	t.gate = p.gate.hold()
+	if gate != nil {
+		p.gate.adopt(gate)
+		t.gate = gate
+	} else {
+		t.gate = p.gate.hold()
+	}
 	p.cur = t
 	p.wg.Add(1)
 	go p.renew(t)

@@ -134,6 +134,14 @@ func (g *turnstile) tryHold() *gateHold {
 	return h
 }
 
+// adopt makes a hold taken by tryHold the lock of a tenure.
+func (g *turnstile) adopt(h *gateHold) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	h.dropped = false
+	g.owner = h
+}
+
 // drop lets go of the lock (or the claim on it). It is idempotent.
 func (h *gateHold) drop() {
 	g := h.g

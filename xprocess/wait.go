@@ -83,7 +83,8 @@ func (p *Process) Acquire(ctx context.Context) (*Lease, error) {
 		return false
 	}
 	heldPoll, turnPoll := minPoll, minTurnPoll
-	useless := 0 // turnstile wake-ups in a row that found the lease still taken
+	force := false // try the row even if the turnstile is taken
+	useless := 0   // turnstile wake-ups in a row that found the lease still taken
 	for {
 		if l, err := p.reenter(); l != nil || err != nil {
 			return l, err
@@ -98,12 +99,29 @@ func (p *Process) Acquire(ctx context.Context) (*Lease, error) {
 		if err != nil {
 			return nil, err
 		}
+		// The row looks free; take the turnstile first. If it is taken,
+		// another process is inside a transaction under the lease, or about
+		// to hold it: wait on the turnstile instead of in SQLite's busy
+		// handler. If it stays taken for a whole poll interval, its holder
+		// may be frozen, and the row is tried without it.
+		var gate *gateHold
+		gateTaken := false
+		if canWin && !force {
+			if gate = p.gate.tryHold(); gate == nil {
+				canWin, gateTaken = false, true
+				res = attemptResult{held: true, until: time.Now().Add(maxPoll).UnixMilli()}
+			}
+		}
+		force = false
 		if !canWin && registered == nil {
 			registered = p.gate.joinWaiters()
 		}
 		if canWin || registered == nil && canClaim {
 			var l *Lease
-			res, l, err = p.attempt(ctx, registered == nil)
+			res, l, err = p.attempt(ctx, registered == nil, gate)
+			if l == nil && gate != nil {
+				gate.drop()
+			}
 			if isBusy(err) {
 				// A writer kept SQLite's lock past its busy timeout; the
 				// lease may be free by now.
@@ -140,6 +158,7 @@ func (p *Process) Acquire(ctx context.Context) (*Lease, error) {
 		timer := time.NewTimer(wait)
 		select {
 		case <-timer.C:
+			force = gateTaken
 			if res.held {
 				heldPoll = min(2*heldPoll, maxPoll)
 			} else {
@@ -177,8 +196,14 @@ func (p *Process) TryAcquire(ctx context.Context) (*Lease, error) {
 		return nil, &LeaseExistsError{ExpiresAt: p.now().Add(yieldMax)}
 	}
 	if canWin {
+		// Unlike Acquire, try the row even if the turnstile is taken (by
+		// a transaction about to end, or by a frozen former holder).
+		gate := p.gate.tryHold()
 		var l *Lease
-		res, l, err = p.attempt(ctx, false)
+		res, l, err = p.attempt(ctx, false, gate)
+		if l == nil && gate != nil {
+			gate.drop()
+		}
 		if l != nil || err != nil {
 			return l, err
 		}
