@@ -25,8 +25,11 @@
 // # Waiting, fairness and crashes
 //
 // A waiter learns that the lease is free from a kernel lock on the side file
-// <db path>.lease, which the holder keeps while it holds the lease; it also
-// polls, so a frozen holder cannot keep it waiting past the expiry.
+// <db path>.lease (the turnstile), which the holder keeps while it holds the
+// lease, and which [Process.Write] keeps for the span of a transaction that
+// takes the lease only for itself; a waiter blocks on it and retries the row
+// when it is let go. It also polls, so a frozen holder cannot keep it waiting
+// past the expiry.
 //
 // SQLite's busy handler is no queue: a process that keeps writing keeps the
 // write lock, and one that waits sleeps. So fairness is arranged outside it.
@@ -53,6 +56,6 @@
 //
 // A [Process] and its Leases are safe for concurrent use. Holds taken while
 // the process already holds the lease share it, and the row is released when
-// the last hold is. Do not call Acquire, TryAcquire or Release inside a write
-// transaction on the same database: they write to it themselves.
+// the last hold is. Do not call Acquire, TryAcquire, Release or Write inside
+// a write transaction on the same database: they write to it themselves.
 package xprocess
