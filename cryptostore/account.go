@@ -31,7 +31,7 @@ func otkRowKey(id olm.KeyID) string { return strconv.FormatUint(uint64(id), 10) 
 // Account returns a copy of the account, or ErrNotFound before PutAccount.
 // Its one-time keys come from their own rows.
 func (t *Tx) Account() (*AccountRecord, error) {
-	if rec, ok := t.s.cache.account.get(struct{}{}, t.gen); ok {
+	if rec, ok := t.s.cache.account.get(struct{}{}, t.gen); ok && !t.changed(tableAccount, nil) {
 		return rec.clone(), nil
 	}
 	rec, err := t.loadAccount()
@@ -106,6 +106,7 @@ func (t *Tx) PutAccount(rec *AccountRecord) error {
 		return err
 	}
 	c := rec.clone()
+	t.wrote(tableAccount, nil)
 	t.afterCommit(func() { t.s.cache.account.put(struct{}{}, c, t.gen) })
 	return nil
 }
@@ -175,6 +176,7 @@ func (t *Tx) RemoveOneTimeKey(publicKey string) (bool, error) {
 		return false, nil
 	}
 	// The cached account still holds the key: drop it, the next read reloads.
+	t.wrote(tableAccount, nil)
 	t.afterCommit(func() { t.s.cache.account.remove(struct{}{}) })
 	return true, nil
 }

@@ -32,6 +32,7 @@ func (t *Tx) ArchiveOlmSession(senderKey, sessionID string) error {
 	if err := t.archiveOlmSession(sessionID); err != nil {
 		return err
 	}
+	t.wrote(tableOlmSessions, senderKey)
 	t.afterCommit(func() { t.s.cache.olmSessions.remove(senderKey) })
 	return nil
 }
@@ -60,6 +61,7 @@ func (t *Tx) RestoreOlmSession(sessionID string) (bool, error) {
 	if _, err := t.tx.Exec(`DELETE FROM archived_olm_sessions WHERE session_id = ?`, sessionID); err != nil {
 		return false, err
 	}
+	t.wrote(tableOlmSessions, senderKey)
 	t.afterCommit(func() { t.s.cache.olmSessions.remove(senderKey) })
 	return true, nil
 }

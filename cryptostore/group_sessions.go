@@ -37,7 +37,7 @@ func groupRowKey(roomID, sessionID string) string { return roomID + "\x00" + ses
 // InboundGroupSession returns a copy of the session, or ErrNotFound.
 func (t *Tx) InboundGroupSession(roomID, sessionID string) (*InboundGroupSessionRecord, error) {
 	k := groupKey{roomID, sessionID}
-	if rec, ok := t.s.cache.groupSessions.get(k, t.gen); ok {
+	if rec, ok := t.s.cache.groupSessions.get(k, t.gen); ok && !t.changed(tableInboundGroupSessions, k) {
 		return rec.clone(), nil
 	}
 	rec, err := t.loadInboundGroupSession(roomID, sessionID)
@@ -148,6 +148,7 @@ func (t *Tx) writeInboundGroupSession(rec *InboundGroupSessionRecord) error {
 		return fmt.Errorf("cryptostore: put inbound group session: %w", err)
 	}
 	stored := rec.clone()
+	t.wrote(tableInboundGroupSessions, groupKey{rec.RoomID, id})
 	t.afterCommit(func() { t.s.cache.groupSessions.put(groupKey{rec.RoomID, id}, stored, t.gen) })
 	return nil
 }

@@ -34,7 +34,7 @@ func (r *OlmSessionRecord) clone() *OlmSessionRecord {
 // OlmSessions returns the sessions with senderKey, most recently used first.
 // They are copies: change them, then PutOlmSession.
 func (t *Tx) OlmSessions(senderKey string) ([]*OlmSessionRecord, error) {
-	if recs, ok := t.s.cache.olmSessions.get(senderKey, t.gen); ok {
+	if recs, ok := t.s.cache.olmSessions.get(senderKey, t.gen); ok && !t.changed(tableOlmSessions, senderKey) {
 		return cloneRecords(recs), nil
 	}
 	recs, err := t.loadOlmSessions(senderKey)
@@ -107,6 +107,7 @@ func (t *Tx) PutOlmSession(rec *OlmSessionRecord) error {
 		return err
 	}
 	stored := rec.clone()
+	t.wrote(tableOlmSessions, rec.SenderKey)
 	t.afterCommit(func() { t.s.cache.publishOlmSession(stored, pruned, t.gen) })
 	return nil
 }

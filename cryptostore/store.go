@@ -258,6 +258,7 @@ func (s *Store) run(ctx context.Context, why string, write bool, dur Durability,
 		t.tx = sqlTx
 		t.gen, t.seq = s.cache.begin()
 		t.onCommit = t.onCommit[:0]
+		clear(t.written)
 	}
 	if !write {
 		return s.db.Read(ctx, why, func(sqlTx *sqlitedb.Tx) error {

@@ -9,7 +9,8 @@ import (
 
 // Tx is one transaction of a [Store]: a protocol step. Values it returns are
 // the caller's copies; changes reach the store through its Put methods and
-// reach the cache only after the commit. A Tx must not be used after the
+// reach the cache only after the commit. Reads see the transaction's own
+// writes. A Tx must not be used after the
 // function it was passed to returns, nor by several goroutines.
 type Tx struct {
 	s     *Store
@@ -20,6 +21,31 @@ type Tx struct {
 	seq   uint64 // the cache's publication sequence when the transaction began
 
 	onCommit []func() // cache publications, run in order after the commit
+	// written names the cache entries this transaction changed. The cache
+	// sees a change only after the commit, so until then reads of these
+	// entries go to SQLite, which holds the transaction's own writes.
+	written map[cacheEntry]struct{}
+}
+
+// cacheEntry names one entry of one cache table.
+type cacheEntry struct {
+	table string
+	key   any // comparable: a string, a groupKey
+}
+
+// wrote records that the transaction changed a cached entry.
+func (t *Tx) wrote(table string, key any) {
+	if t.written == nil {
+		t.written = make(map[cacheEntry]struct{})
+	}
+	t.written[cacheEntry{table, key}] = struct{}{}
+}
+
+// changed reports whether the transaction changed the entry: its cached
+// value, if any, is then older than the transaction's view.
+func (t *Tx) changed(table string, key any) bool {
+	_, ok := t.written[cacheEntry{table, key}]
+	return ok
 }
 
 // afterCommit schedules a cache publication for after a successful commit.
