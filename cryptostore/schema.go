@@ -152,6 +152,15 @@ var migrations = []migration{
 			PRIMARY KEY (user_id, device_id, archived_at)
 		) WITHOUT ROWID`,
 	}},
+	{2, "server key counts", []string{
+		// What the homeserver last reported about this device's published
+		// keys: one row, rewritten when a sync or an upload reports new counts.
+		`CREATE TABLE server_key_counts (
+			id INTEGER PRIMARY KEY CHECK (id = 1),
+			one_time_keys INTEGER NOT NULL,
+			fallback_key_used INTEGER NOT NULL
+		)`,
+	}},
 }
 
 // SchemaVersion is the schema version this build writes.
