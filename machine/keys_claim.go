@@ -263,7 +263,5 @@ func (m *Machine) createOutboundSession(tx *cryptostore.Tx, acct *olm.Account, d
 // committed with Synced durability (MarkRequestAsSent for a claim), as that
 // ciphertext leaves the device.
 func (m *Machine) afterSessionCreated(tx *cryptostore.Tx, dev *cryptostore.Device) error {
-	// The unwedging code's m.onNewOutboundSession(tx, dev) is called here
-	// once it exists.
-	return nil
+	return m.onNewOutboundSession(tx, dev)
 }

@@ -1,0 +1,339 @@
+package machine
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/xolm/xolm/cryptostore"
+	"github.com/xolm/xolm/internal/b64"
+	"github.com/xolm/xolm/olm"
+)
+
+// Reasons a to-device event was not decrypted (in [ToDeviceResult.Err]).
+var (
+	// ErrMalformedToDevice is matched by [*MalformedToDeviceError] and
+	// [*ToDeviceTooLargeError].
+	ErrMalformedToDevice = errors.New("machine: malformed to-device event")
+	// ErrToDeviceAlgorithm is matched by [*ToDeviceAlgorithmError].
+	ErrToDeviceAlgorithm = errors.New("machine: unsupported to-device encryption algorithm")
+	// ErrNotForThisDevice reports an encrypted event with no ciphertext for
+	// this device's Curve25519 key.
+	ErrNotForThisDevice = errors.New("machine: the event has no ciphertext for this device")
+	// ErrDuplicateOlmMessage reports an Olm message that was decrypted
+	// before, by this or another process on the same store (DESIGN.md
+	// invariant 7). It is harmless and never starts unwedging.
+	ErrDuplicateOlmMessage = errors.New("machine: olm message already decrypted")
+	// ErrSessionWedged is matched by [*SessionWedgedError].
+	ErrSessionWedged = errors.New("machine: no olm session decrypts the message")
+)
+
+// MalformedToDeviceError reports an event or encrypted content that does not
+// have the shape the specification gives it. Field names the part.
+type MalformedToDeviceError struct {
+	Field string
+	Err   error // the parse failure, if any
+}
+
+func (e *MalformedToDeviceError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("machine: malformed to-device event: invalid or missing %s", e.Field)
+	}
+	return fmt.Sprintf("machine: malformed to-device event: %s: %v", e.Field, e.Err)
+}
+
+// Unwrap returns the parse failure.
+func (e *MalformedToDeviceError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrMalformedToDevice) true.
+func (e *MalformedToDeviceError) Is(target error) bool { return target == ErrMalformedToDevice }
+
+// ToDeviceTooLargeError reports an event larger than MaxEventSize; it was
+// not parsed.
+type ToDeviceTooLargeError struct {
+	Size, Max int
+}
+
+func (e *ToDeviceTooLargeError) Error() string {
+	return fmt.Sprintf("machine: to-device event of %d bytes, the limit is %d", e.Size, e.Max)
+}
+
+// Is makes errors.Is(err, ErrMalformedToDevice) true.
+func (e *ToDeviceTooLargeError) Is(target error) bool { return target == ErrMalformedToDevice }
+
+// ToDeviceAlgorithmError reports an m.room.encrypted to-device event with an
+// algorithm other than m.olm.v1.curve25519-aes-sha2.
+type ToDeviceAlgorithmError struct {
+	Algorithm string
+}
+
+func (e *ToDeviceAlgorithmError) Error() string {
+	return fmt.Sprintf("machine: unsupported to-device encryption algorithm %q", e.Algorithm)
+}
+
+// Is makes errors.Is(err, ErrToDeviceAlgorithm) true.
+func (e *ToDeviceAlgorithmError) Is(target error) bool { return target == ErrToDeviceAlgorithm }
+
+// SessionWedgedError reports an Olm message, not seen before, that no session
+// with its sender decrypts: the sessions are out of step (wedged), or the
+// message is forged. Err is the last decryption failure (olm.ErrBadMAC,
+// olm.ErrMissingOneTimeKey, *olm.MessageGapError, …); Unwedging says what was
+// done to recover.
+type SessionWedgedError struct {
+	SenderKey     string
+	MessageType   olm.MessageType
+	SessionsTried int
+	Unwedging     Unwedging
+	Err           error
+}
+
+func (e *SessionWedgedError) Error() string {
+	return fmt.Sprintf("machine: no olm session with %s decrypts the message (type %d, %d sessions tried; %s): %v",
+		e.SenderKey, e.MessageType, e.SessionsTried, e.Unwedging, e.Err)
+}
+
+// Unwrap returns the last decryption failure.
+func (e *SessionWedgedError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrSessionWedged) true.
+func (e *SessionWedgedError) Is(target error) bool { return target == ErrSessionWedged }
+
+// toDeviceBatch is the state of one ReceiveSyncChanges transaction: the
+// Olm sessions and the account as the batch's earlier events left them. They
+// are the batch's working copies; an event changes copies of them and puts
+// them back only once it has passed every check.
+type toDeviceBatch struct {
+	m  *Machine
+	tx *cryptostore.Tx
+	// sessions holds each sender's sessions as loaded and then changed by
+	// the batch, most recently used first, as the store orders them.
+	sessions map[string][]*cryptostore.OlmSessionRecord
+	account  *cryptostore.AccountRecord // loaded on first need
+}
+
+func newToDeviceBatch(m *Machine, tx *cryptostore.Tx) *toDeviceBatch {
+	return &toDeviceBatch{m: m, tx: tx, sessions: make(map[string][]*cryptostore.OlmSessionRecord)}
+}
+
+// decryptedOlm is an Olm message that decrypted and passed the plaintext
+// checks, with what it came with.
+type decryptedOlm struct {
+	senderKey string
+	plaintext *receivedPlaintext
+	device    *cryptostore.Device // the sender device, if known
+}
+
+// decryptOlm decrypts an m.room.encrypted to-device event as the
+// specification orders it, checks the plaintext and stages the event's store
+// changes in the batch's transaction: the session (new or advanced), the
+// one-time key a new session used up, and the message's hash. Nothing is
+// staged for an event that fails, except what unwedging records.
+func (b *toDeviceBatch) decryptOlm(ev *rawEvent) (*decryptedOlm, error) {
+	var c olmContent
+	if err := json.Unmarshal(ev.Content, &c); err != nil {
+		return nil, &MalformedToDeviceError{Field: "content", Err: err}
+	}
+	if c.Algorithm != OlmAlgorithm {
+		return nil, &ToDeviceAlgorithmError{Algorithm: c.Algorithm}
+	}
+	senderCurve, err := olm.ParseCurve25519PublicKey(c.SenderKey)
+	if err != nil {
+		return nil, &MalformedToDeviceError{Field: "content.sender_key", Err: err}
+	}
+	senderKey := senderCurve.String()
+	ct, ok := c.Ciphertext[b.m.ids.Curve25519.String()]
+	if !ok {
+		return nil, ErrNotForThisDevice
+	}
+	typ := olm.MessageType(ct.Type)
+	if typ != olm.MessageTypePreKey && typ != olm.MessageTypeNormal {
+		return nil, &MalformedToDeviceError{Field: "content.ciphertext.type", Err: fmt.Errorf("type %d", ct.Type)}
+	}
+	body, err := b64.Decode(ct.Body)
+	if err != nil {
+		return nil, &MalformedToDeviceError{Field: "content.ciphertext.body", Err: err}
+	}
+	hash := cryptostore.OlmMessageHash(senderKey, ct.Type, body)
+	if seen, err := b.tx.SeenOlmMessage(hash); err != nil {
+		return nil, err
+	} else if seen {
+		return nil, ErrDuplicateOlmMessage
+	}
+
+	var try olmAttempt
+	switch typ {
+	case olm.MessageTypePreKey:
+		pre, err := olm.ParsePreKeyMessage(body)
+		if err != nil {
+			return nil, &MalformedToDeviceError{Field: "content.ciphertext.body", Err: err}
+		}
+		try, err = b.decryptPreKey(senderKey, &senderCurve, pre, body)
+		if err != nil {
+			return nil, err
+		}
+	default:
+		if _, err := olm.ParseMessage(body); err != nil {
+			return nil, &MalformedToDeviceError{Field: "content.ciphertext.body", Err: err}
+		}
+		if try, err = b.decryptNormal(senderKey, body); err != nil {
+			return nil, err
+		}
+	}
+	if try.failure != nil {
+		unwedging, err := b.m.markWedged(b.tx, ev.Sender, senderKey)
+		if err != nil {
+			return nil, err
+		}
+		return nil, &SessionWedgedError{SenderKey: senderKey, MessageType: typ, SessionsTried: try.tried,
+			Unwedging: unwedging, Err: try.failure}
+	}
+	defer clear(try.plaintext)
+
+	pt, dev, err := b.checkPlaintext(ev.Sender, senderKey, try.plaintext)
+	if err != nil {
+		return nil, err
+	}
+	// Every check passed: stage the event's changes.
+	try.session.LastUsedAt = b.m.now()
+	if err := b.tx.PutOlmSession(try.session); err != nil {
+		return nil, err
+	}
+	b.putSession(try.session)
+	if try.account != nil {
+		// The account copy already lacks the key; the store drops its row
+		// (a fallback key has none and stays).
+		if _, err := b.tx.RemoveOneTimeKey(try.oneTimeKey); err != nil {
+			return nil, err
+		}
+		b.account = try.account
+	}
+	if err := b.tx.AddOlmMessage(hash, senderKey); err != nil {
+		return nil, err
+	}
+	return &decryptedOlm{senderKey: senderKey, plaintext: pt, device: dev}, nil
+}
+
+// olmAttempt is the outcome of trying to decrypt one message: the session
+// copy that decrypted it and the plaintext, or the failure.
+type olmAttempt struct {
+	session    *cryptostore.OlmSessionRecord // a copy, advanced
+	plaintext  []byte
+	account    *cryptostore.AccountRecord // for a new inbound session: the account copy without its one-time key
+	oneTimeKey string                     // the one-time key the new session used
+	tried      int
+	failure    error
+}
+
+// decryptPreKey decrypts a pre-key message with the existing session it
+// belongs to, or else with a new inbound session from one of our one-time
+// (or fallback) keys. The returned error is a store failure or a reason.
+func (b *toDeviceBatch) decryptPreKey(senderKey string, senderCurve *olm.Curve25519PublicKey, pre *olm.PreKeyMessage, body []byte) (olmAttempt, error) {
+	sessions, err := b.senderSessions(senderKey)
+	if err != nil {
+		return olmAttempt{}, err
+	}
+	for _, r := range sessions {
+		if !r.Session.MatchesInboundSession(senderCurve, pre) {
+			continue
+		}
+		// The message belongs to this session: it decrypts with it or not
+		// at all (a new session from the same one-time key would be this
+		// session again).
+		s := cloneSession(r)
+		pt, err := s.Session.Decrypt(olm.MessageTypePreKey, body)
+		if err != nil {
+			return olmAttempt{tried: 1, failure: err}, nil
+		}
+		return olmAttempt{session: s, plaintext: pt, tried: 1}, nil
+	}
+	acct, err := b.accountCopy()
+	if err != nil {
+		return olmAttempt{}, err
+	}
+	sess, pt, err := acct.Account.NewInboundSession(senderCurve, pre)
+	switch {
+	case errors.Is(err, olm.ErrMismatchedIdentityKey):
+		return olmAttempt{}, &MalformedToDeviceError{Field: "content.sender_key", Err: err}
+	case err != nil:
+		return olmAttempt{tried: len(sessions), failure: err}, nil
+	}
+	now := b.m.now()
+	return olmAttempt{
+		session:   &cryptostore.OlmSessionRecord{SenderKey: senderKey, Session: sess, CreatedAt: now, LastUsedAt: now},
+		plaintext: pt, account: acct, oneTimeKey: pre.OneTimeKey().String(), tried: len(sessions),
+	}, nil
+}
+
+// decryptNormal tries the sender's sessions, most recently used first, each
+// on a copy.
+func (b *toDeviceBatch) decryptNormal(senderKey string, body []byte) (olmAttempt, error) {
+	sessions, err := b.senderSessions(senderKey)
+	if err != nil {
+		return olmAttempt{}, err
+	}
+	failure := ErrNoOlmSession // unless there is a session to fail
+	for _, r := range sessions {
+		s := cloneSession(r)
+		pt, err := s.Session.Decrypt(olm.MessageTypeNormal, body)
+		if err == nil {
+			return olmAttempt{session: s, plaintext: pt, tried: len(sessions)}, nil
+		}
+		failure = err
+	}
+	return olmAttempt{tried: len(sessions), failure: failure}, nil
+}
+
+// senderSessions returns the batch's working copies of the sender's
+// sessions, loading them on first use.
+func (b *toDeviceBatch) senderSessions(senderKey string) ([]*cryptostore.OlmSessionRecord, error) {
+	if recs, ok := b.sessions[senderKey]; ok {
+		return recs, nil
+	}
+	recs, err := b.tx.OlmSessions(senderKey)
+	if err != nil {
+		return nil, err
+	}
+	b.sessions[senderKey] = recs
+	return recs, nil
+}
+
+// putSession records a stored session in the working copies in the store's
+// order (last used, newest first, then session ID), pruned as the store
+// prunes.
+func (b *toDeviceBatch) putSession(rec *cryptostore.OlmSessionRecord) {
+	recs := slices.DeleteFunc(b.sessions[rec.SenderKey], func(r *cryptostore.OlmSessionRecord) bool {
+		return r.Session.ID() == rec.Session.ID()
+	})
+	recs = append(recs, rec)
+	slices.SortFunc(recs, func(x, y *cryptostore.OlmSessionRecord) int {
+		if c := cmp.Compare(y.LastUsedAt.UnixMilli(), x.LastUsedAt.UnixMilli()); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Session.ID(), y.Session.ID())
+	})
+	b.sessions[rec.SenderKey] = recs[:min(len(recs), cryptostore.MaxOlmSessionsPerSender)]
+}
+
+// accountCopy returns a copy of the batch's account for a new inbound
+// session to use a one-time key from.
+func (b *toDeviceBatch) accountCopy() (*cryptostore.AccountRecord, error) {
+	if b.account == nil {
+		rec, err := b.tx.Account()
+		if err != nil {
+			return nil, err
+		}
+		b.account = rec
+	}
+	c := *b.account
+	c.Account = b.account.Account.Clone()
+	return &c, nil
+}
+
+func cloneSession(r *cryptostore.OlmSessionRecord) *cryptostore.OlmSessionRecord {
+	c := *r
+	c.Session = r.Session.Clone()
+	return &c
+}

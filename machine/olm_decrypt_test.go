@@ -1,0 +1,200 @@
+package machine
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/xolm/xolm/cryptostore"
+	"github.com/xolm/xolm/internal/b64"
+	"github.com/xolm/xolm/olm"
+)
+
+// sendPlaintext encrypts an arbitrary Olm payload from one peer to another
+// with the sender's most recently used session, as a misbehaving client
+// would, and returns the to-device event.
+func sendPlaintext(t testing.TB, from, to *tdPeer, plaintext string) json.RawMessage {
+	t.Helper()
+	var content json.RawMessage
+	from.update(t, func(tx *cryptostore.Tx) error {
+		recs, err := tx.OlmSessions(to.ids.Curve25519.String())
+		if err != nil {
+			return err
+		}
+		typ, body, err := recs[0].Session.Encrypt(from.rand, []byte(plaintext))
+		if err != nil {
+			return err
+		}
+		content, _ = json.Marshal(olmContent{Algorithm: OlmAlgorithm, SenderKey: from.ids.Curve25519.String(),
+			Ciphertext: map[string]olmCiphertext{to.ids.Curve25519.String(): {Type: int(typ), Body: b64.Encode(body)}}})
+		return tx.PutOlmSession(recs[0])
+	})
+	return toDeviceEvent(from.userID, EventRoomEncrypted, content)
+}
+
+// olmPayload returns a valid Olm payload from one peer to another, changed by
+// edit.
+func olmPayload(from, to *tdPeer, edit func(p map[string]any)) string {
+	p := map[string]any{
+		"type": "m.test", "content": map[string]any{}, "sender": from.userID, "recipient": to.userID,
+		"recipient_keys": map[string]string{"ed25519": to.ids.Ed25519.String()},
+		"keys":           map[string]string{"ed25519": from.ids.Ed25519.String()},
+	}
+	if edit != nil {
+		edit(p)
+	}
+	b, _ := json.Marshal(p)
+	return string(b)
+}
+
+// editOlmContent changes the content of an encrypted to-device event.
+func editOlmContent(ev json.RawMessage, edit func(c *olmContent)) json.RawMessage {
+	var e rawEvent
+	var c olmContent
+	json.Unmarshal(ev, &e)
+	json.Unmarshal(e.Content, &c)
+	edit(&c)
+	e.Content, _ = json.Marshal(c)
+	out, _ := json.Marshal(e)
+	return out
+}
+
+// editOlmBody changes the Olm message body of an encrypted to-device event.
+func editOlmBody(ev json.RawMessage, key string, edit func(body []byte) []byte) json.RawMessage {
+	return editOlmContent(ev, func(c *olmContent) {
+		ct := c.Ciphertext[key]
+		body, _ := b64.Decode(ct.Body)
+		ct.Body = b64.Encode(edit(body))
+		c.Ciphertext[key] = ct
+	})
+}
+
+// Every kind of bad input is a typed reason, and the store is byte-for-byte
+// what it was: no session advanced, no one-time key used, no message hash
+// recorded. (The sender was unwedged just before, so an undecryptable
+// message records nothing either; unwedging has its own tests.) Afterwards
+// the genuine messages still decrypt.
+func TestBadInputIsTypedAndChangesNothing(t *testing.T) {
+	clock := newStepClock()
+	alice := newTDPeer(t, "@alice:example.org", "ALICE", clock)
+	bob := newTDPeer(t, "@bob:example.org", "BOB", clock)
+	introducePeers(t, alice, bob)
+	olmConnect(t, alice, bob)
+	aliceKey, bobKey := alice.ids.Curve25519.String(), bob.ids.Curve25519.String()
+	bob.update(t, func(tx *cryptostore.Tx) error { return tx.SetUnwedged(aliceKey) })
+
+	pre := olmSend(t, alice, bob, "m.test", `{"n":1}`) // a pre-key message: Bob has no session yet
+	flip := func(i int) func([]byte) []byte {
+		return func(b []byte) []byte { b[len(b)+i] ^= 1; return b }
+	}
+	cut := func(n int) func([]byte) []byte { return func(b []byte) []byte { return b[:n] } }
+	notJSON := strings.Repeat("x", 40)
+	huge := toDeviceEvent(alice.userID, "m.test", json.RawMessage(`{"pad":"`+strings.Repeat("a", MaxEventSize)+`"}`))
+	cases := []struct {
+		name   string
+		event  json.RawMessage
+		reason error
+		field  string // for plaintext failures
+	}{
+		{"malformed event JSON", json.RawMessage(`{"type":"m.room.encrypted","sender":`), ErrMalformedToDevice, ""},
+		{"event too large", huge, ErrMalformedToDevice, ""},
+		{"no sender", toDeviceEvent("", EventRoomEncrypted, json.RawMessage(`{}`)), ErrMalformedToDevice, ""},
+		{"content not an object", toDeviceEvent(alice.userID, EventRoomEncrypted, json.RawMessage(`[]`)), ErrMalformedToDevice, ""},
+		{"unknown algorithm", editOlmContent(pre, func(c *olmContent) { c.Algorithm = MegolmAlgorithm }), ErrToDeviceAlgorithm, ""},
+		{"bad sender key", editOlmContent(pre, func(c *olmContent) { c.SenderKey = "AAAA" }), ErrMalformedToDevice, ""},
+		{"for another device", editOlmContent(pre, func(c *olmContent) {
+			c.Ciphertext = map[string]olmCiphertext{aliceKey: c.Ciphertext[bobKey]}
+		}), ErrNotForThisDevice, ""},
+		{"unknown message type", editOlmContent(pre, func(c *olmContent) {
+			c.Ciphertext[bobKey] = olmCiphertext{Type: 2, Body: c.Ciphertext[bobKey].Body}
+		}), ErrMalformedToDevice, ""},
+		{"body not base64", editOlmContent(pre, func(c *olmContent) {
+			c.Ciphertext[bobKey] = olmCiphertext{Body: "!!"}
+		}), ErrMalformedToDevice, ""},
+		{"truncated pre-key body", editOlmBody(pre, bobKey, cut(20)), ErrMalformedToDevice, ""},
+		{"wrong MAC", editOlmBody(pre, bobKey, flip(-1)), ErrSessionWedged, ""},
+		{"flipped ciphertext", editOlmBody(pre, bobKey, flip(-12)), ErrSessionWedged, ""},
+		{"plaintext not JSON", sendPlaintext(t, alice, bob, notJSON), ErrInvalidOlmPlaintext, "plaintext"},
+		{"wrong sender", sendPlaintext(t, alice, bob, olmPayload(alice, bob, func(p map[string]any) {
+			p["sender"] = "@mallory:example.org"
+		})), ErrInvalidOlmPlaintext, "sender"},
+		{"wrong recipient", sendPlaintext(t, alice, bob, olmPayload(alice, bob, func(p map[string]any) {
+			p["recipient"] = "@carol:example.org"
+		})), ErrInvalidOlmPlaintext, "recipient"},
+		{"wrong recipient_keys", sendPlaintext(t, alice, bob, olmPayload(alice, bob, func(p map[string]any) {
+			p["recipient_keys"] = map[string]string{"ed25519": alice.ids.Ed25519.String()}
+		})), ErrInvalidOlmPlaintext, "recipient_keys.ed25519"},
+		{"no keys", sendPlaintext(t, alice, bob, olmPayload(alice, bob, func(p map[string]any) {
+			delete(p, "keys")
+		})), ErrInvalidOlmPlaintext, "keys.ed25519"},
+		{"keys not the device's", sendPlaintext(t, alice, bob, olmPayload(alice, bob, func(p map[string]any) {
+			p["keys"] = map[string]string{"ed25519": bob.ids.Ed25519.String()}
+		})), ErrInvalidOlmPlaintext, "keys.ed25519"},
+		{"no type", sendPlaintext(t, alice, bob, olmPayload(alice, bob, func(p map[string]any) {
+			delete(p, "type")
+		})), ErrInvalidOlmPlaintext, "type"},
+		{"sender_device_keys of another device", sendPlaintext(t, alice, bob, olmPayload(alice, bob, func(p map[string]any) {
+			p["sender_device_keys"] = bob.keysJSON
+		})), ErrInvalidOlmPlaintext, "sender_device_keys.user_id"},
+		{"sender_device_keys unsigned", sendPlaintext(t, alice, bob, olmPayload(alice, bob, func(p map[string]any) {
+			var k map[string]any
+			json.Unmarshal(alice.keysJSON, &k)
+			delete(k, "signatures")
+			p["sender_device_keys"] = k
+		})), ErrInvalidOlmPlaintext, "sender_device_keys.signatures"},
+	}
+	before := toDeviceDump(t, bob.path)
+	for _, c := range cases {
+		r := bob.receive(t, c.event)[0]
+		if !errors.Is(r.Err, c.reason) || r.Event != nil {
+			t.Errorf("%s: got %v, want %v", c.name, r.Err, c.reason)
+		}
+		var pe *OlmPlaintextError
+		if c.field != "" && (!errors.As(r.Err, &pe) || pe.Field != c.field) {
+			t.Errorf("%s: field of %v, want %s", c.name, r.Err, c.field)
+		}
+		if after := toDeviceDump(t, bob.path); !bytes.Equal(before, after) {
+			t.Fatalf("%s changed the store", c.name)
+		}
+	}
+	var wedged *SessionWedgedError
+	r := bob.receive(t, editOlmBody(pre, bobKey, flip(-1)))[0]
+	if !errors.As(r.Err, &wedged) || !errors.Is(r.Err, olm.ErrBadMAC) || wedged.Unwedging != UnwedgeRateLimited ||
+		wedged.SenderKey != aliceKey || wedged.MessageType != olm.MessageTypePreKey {
+		t.Fatalf("wrong MAC: %#v", r.Err)
+	}
+
+	// The genuine messages decrypt: the pre-key message, then one sent after
+	// the refused ones (their message keys are skipped).
+	wantDecrypted(t, bob.receive(t, pre)[0], alice, "m.test", `{"n":1}`)
+	wantDecrypted(t, bob.receive(t, olmSend(t, alice, bob, "m.test", `{"n":2}`))[0], alice, "m.test", `{"n":2}`)
+
+	// A valid sender_device_keys is accepted.
+	good := sendPlaintext(t, alice, bob, olmPayload(alice, bob, func(p map[string]any) { p["sender_device_keys"] = alice.keysJSON }))
+	wantDecrypted(t, bob.receive(t, good)[0], alice, "m.test", `{}`)
+}
+
+// A normal message from a sender with whom there is no session is wedged,
+// not malformed, and says so.
+func TestNormalMessageWithoutSession(t *testing.T) {
+	clock := newStepClock()
+	alice := newTDPeer(t, "@alice:example.org", "ALICE", clock)
+	bob := newTDPeer(t, "@bob:example.org", "BOB", clock)
+	carol := newTDPeer(t, "@bob:example.org", "CAROL", clock) // Bob's other device, with the same sessions' peer
+	introducePeers(t, alice, bob)
+	olmConnect(t, alice, carol)
+	wantDecrypted(t, carol.receive(t, olmSend(t, alice, carol, "m.test", `{}`))[0], alice, "m.test", `{}`)
+	wantDecrypted(t, alice.receive(t, olmSend(t, carol, alice, "m.test", `{}`))[0], carol, "m.test", `{}`)
+	normal := olmSend(t, alice, carol, "m.test", `{}`)
+	// Re-address the normal message to Bob, who has no session with Alice.
+	ev := editOlmContent(normal, func(c *olmContent) {
+		c.Ciphertext = map[string]olmCiphertext{bob.ids.Curve25519.String(): c.Ciphertext[carol.ids.Curve25519.String()]}
+	})
+	r := bob.receive(t, ev)[0]
+	var wedged *SessionWedgedError
+	if !errors.As(r.Err, &wedged) || !errors.Is(r.Err, ErrNoOlmSession) || wedged.SessionsTried != 0 {
+		t.Fatalf("%v", r.Err)
+	}
+}

@@ -1,0 +1,139 @@
+package machine
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/xolm/xolm/cryptostore"
+	"github.com/xolm/xolm/internal/canonicaljson"
+	"github.com/xolm/xolm/olm"
+)
+
+// ErrInvalidOlmPlaintext is matched by [*OlmPlaintextError].
+var ErrInvalidOlmPlaintext = errors.New("machine: olm plaintext fails validation")
+
+// OlmPlaintextError reports a decrypted Olm payload that fails the checks of
+// the specification ("Validation of incoming decrypted events"): Field names
+// the field, Got what it held and Want what it had to hold. Nothing was
+// stored for the event: the session was not advanced and a one-time key it
+// used was kept.
+type OlmPlaintextError struct {
+	Field     string
+	Got, Want string
+	Err       error // a parse or signature failure, if any
+}
+
+func (e *OlmPlaintextError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("machine: olm plaintext: %s: %v", e.Field, e.Err)
+	}
+	return fmt.Sprintf("machine: olm plaintext: %s is %q, want %q", e.Field, e.Got, e.Want)
+}
+
+// Unwrap returns the parse or signature failure.
+func (e *OlmPlaintextError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrInvalidOlmPlaintext) true.
+func (e *OlmPlaintextError) Is(target error) bool { return target == ErrInvalidOlmPlaintext }
+
+// receivedPlaintext is a decrypted Olm payload with the optional
+// sender_device_keys (spec v1.15, MSC4147): the sender's signed device keys.
+type receivedPlaintext struct {
+	olmPlaintext
+	SenderDeviceKeys json.RawMessage `json:"sender_device_keys,omitempty"`
+}
+
+// senderDeviceKeys is the part of sender_device_keys the checks read.
+type senderDeviceKeys struct {
+	UserID   string            `json:"user_id"`
+	DeviceID string            `json:"device_id"`
+	Keys     map[string]string `json:"keys"`
+}
+
+// checkPlaintext parses a decrypted payload and checks it against the event
+// and the keys: sender is the event's sender, recipient and recipient_keys
+// are this device, keys.ed25519 is present and, when the sending device is
+// known by its Curve25519 key, is that device's key (and the device belongs
+// to the sender); sender_device_keys, when present, must name the same keys
+// and carry a valid self-signature.
+func (b *toDeviceBatch) checkPlaintext(sender, senderKey string, plaintext []byte) (*receivedPlaintext, *cryptostore.Device, error) {
+	var p receivedPlaintext
+	if err := json.Unmarshal(plaintext, &p); err != nil {
+		return nil, nil, &OlmPlaintextError{Field: "plaintext", Err: err}
+	}
+	if err := checkFields(
+		fieldCheck{"sender", p.Sender, sender},
+		fieldCheck{"recipient", p.Recipient, b.m.userID},
+		fieldCheck{"recipient_keys.ed25519", p.RecipientKeys.Ed25519, b.m.ids.Ed25519.String()},
+	); err != nil {
+		return nil, nil, err
+	}
+	if p.Type == "" {
+		return nil, nil, &OlmPlaintextError{Field: "type", Want: "an event type"}
+	}
+	if len(p.Content) == 0 || p.Content[0] != '{' {
+		return nil, nil, &OlmPlaintextError{Field: "content", Got: string(p.Content), Want: "an object"}
+	}
+	if p.Keys.Ed25519 == "" {
+		return nil, nil, &OlmPlaintextError{Field: "keys.ed25519", Want: "the sender's Ed25519 key"}
+	}
+	dev, err := b.tx.DeviceByCurve25519(senderKey)
+	switch {
+	case errors.Is(err, cryptostore.ErrNotFound):
+		dev = nil
+	case err != nil:
+		return nil, nil, err
+	default:
+		if err := checkFields(
+			fieldCheck{"sender", sender, dev.UserID},
+			fieldCheck{"keys.ed25519", p.Keys.Ed25519, dev.Ed25519},
+		); err != nil {
+			return nil, nil, err
+		}
+	}
+	if len(p.SenderDeviceKeys) > 0 && string(p.SenderDeviceKeys) != "null" {
+		if err := checkSenderDeviceKeys(p.SenderDeviceKeys, sender, senderKey, p.Keys.Ed25519); err != nil {
+			return nil, nil, err
+		}
+	}
+	return &p, dev, nil
+}
+
+// checkSenderDeviceKeys checks the sender_device_keys of a plaintext: the
+// sender's user, the Curve25519 key of the session, the claimed Ed25519 key,
+// and the device's signature with that key.
+func checkSenderDeviceKeys(raw json.RawMessage, sender, senderKey, ed25519 string) error {
+	var k senderDeviceKeys
+	if err := json.Unmarshal(raw, &k); err != nil {
+		return &OlmPlaintextError{Field: "sender_device_keys", Err: err}
+	}
+	if err := checkFields(
+		fieldCheck{"sender_device_keys.user_id", k.UserID, sender},
+		fieldCheck{"sender_device_keys.keys.curve25519", k.Keys["curve25519:"+k.DeviceID], senderKey},
+		fieldCheck{"sender_device_keys.keys.ed25519", k.Keys["ed25519:"+k.DeviceID], ed25519},
+	); err != nil {
+		return err
+	}
+	pub, err := olm.ParseEd25519PublicKey(ed25519)
+	if err != nil {
+		return &OlmPlaintextError{Field: "keys.ed25519", Err: err}
+	}
+	if err := canonicaljson.Verify(raw, sender, k.DeviceID, pub); err != nil {
+		return &OlmPlaintextError{Field: "sender_device_keys.signatures", Err: err}
+	}
+	return nil
+}
+
+// fieldCheck is one equality the plaintext must satisfy.
+type fieldCheck struct{ field, got, want string }
+
+// checkFields returns the first check that fails, as an *OlmPlaintextError.
+func checkFields(checks ...fieldCheck) error {
+	for _, c := range checks {
+		if c.got != c.want {
+			return &OlmPlaintextError{Field: c.field, Got: c.got, Want: c.want}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,221 @@
+package machine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/xolm/xolm/cryptostore"
+)
+
+// MaxToDeviceEventsPerBatch bounds the to-device events one
+// [Machine.ReceiveSyncChanges] call processes, all in one transaction.
+// Synapse hands out at most 100 per sync response; the bound keeps a
+// misbehaving server from holding the store's write lock for an unbounded
+// time. Events past it are not processed and say so ([ErrToDeviceBatchLimit]).
+const MaxToDeviceEventsPerBatch = 1000
+
+// SyncChanges is the crypto part of a /sync response.
+type SyncChanges struct {
+	// ToDeviceEvents is to_device.events, as received.
+	ToDeviceEvents []json.RawMessage
+	// ChangedDevices and LeftDevices are device_lists.changed and .left.
+	ChangedDevices, LeftDevices []string
+	// OneTimeKeyCounts is device_one_time_keys_count.
+	OneTimeKeyCounts map[string]int
+	// UnusedFallbackKeyTypes is device_unused_fallback_key_types; nil when
+	// the server did not report it (an empty, non-nil list means none is
+	// left unused).
+	UnusedFallbackKeyTypes []string
+}
+
+// ToDeviceResult is what became of one to-device event.
+//
+// Event is set for an event the client may act on: an Olm-encrypted event
+// that decrypted and passed the specification's checks (Encrypted is true),
+// or an event sent in the clear, as received. Err is set when the event could
+// not be decrypted; it matches one of [ErrMalformedToDevice],
+// [ErrToDeviceAlgorithm], [ErrNotForThisDevice], [ErrDuplicateOlmMessage],
+// [ErrSessionWedged], [ErrInvalidOlmPlaintext] or [ErrToDeviceBatchLimit].
+// Both are set for an event that decrypted but carried a room key that was
+// refused ([ErrInvalidRoomKey]): the decryption was committed, the key was
+// not stored.
+type ToDeviceResult struct {
+	// Event is the decrypted event: {"type", "content", "sender",
+	// "sender_key", "keys": {"ed25519"}}, with the Curve25519 key of the
+	// Olm session it came through and the Ed25519 key its plaintext claims.
+	// For an event sent in the clear it is the event as received.
+	Event json.RawMessage
+	// Type and Sender are the event's type (the decrypted type for an
+	// encrypted event) and sending user.
+	Type, Sender string
+	// Encrypted is true for an event that arrived Olm-encrypted.
+	Encrypted bool
+	// SenderKey is the sender's Curve25519 identity key and SenderEd25519
+	// the Ed25519 key the plaintext claims; both empty for cleartext events.
+	SenderKey, SenderEd25519 string
+	// SenderDevice is the sending device's ID when it is known from a key
+	// query (and its Ed25519 key was checked against SenderEd25519).
+	SenderDevice string
+	// RoomKey describes the room key an m.room_key or m.forwarded_room_key
+	// event carried.
+	RoomKey *RoomKeyInfo
+	// Err says why the event was not decrypted, or why its room key was
+	// refused.
+	Err error
+}
+
+// ErrToDeviceBatchLimit is matched by a [*ToDeviceBatchLimitError].
+var ErrToDeviceBatchLimit = errors.New("machine: to-device batch limit reached")
+
+// ToDeviceBatchLimitError reports an event past MaxToDeviceEventsPerBatch:
+// it was not processed; hand it again in another call.
+type ToDeviceBatchLimitError struct {
+	Index, Max int
+}
+
+func (e *ToDeviceBatchLimitError) Error() string {
+	return fmt.Sprintf("machine: to-device event %d is past the batch limit of %d", e.Index, e.Max)
+}
+
+// Is makes errors.Is(err, ErrToDeviceBatchLimit) true.
+func (e *ToDeviceBatchLimitError) Is(target error) bool { return target == ErrToDeviceBatchLimit }
+
+// ReceiveSyncChanges processes the crypto part of a sync response: device
+// list changes, one-time key counts, and the to-device events, each of which
+// it decrypts (Olm), checks and acts on (room keys are stored).
+//
+// It returns one result per event, in order; an event that cannot be
+// decrypted has its reason in its result, never in the returned error. The
+// returned error reports a failure of the store (including a lost lease or a
+// cancelled ctx); then nothing was changed, no result is returned, and the
+// same changes can be handed again.
+//
+// Everything is one transaction: an event's session change, one-time key
+// removal, message hash and room key commit together with the rest of the
+// batch or not at all. A message already decrypted (by this or another
+// process on the same store) is reported as [ErrDuplicateOlmMessage] and
+// never starts unwedging.
+func (m *Machine) ReceiveSyncChanges(ctx context.Context, changes SyncChanges) ([]ToDeviceResult, error) {
+	var results []ToDeviceResult
+	err := m.store.Update(ctx, "machine: receive sync changes", cryptostore.Normal, func(tx *cryptostore.Tx) error {
+		// Device lists and key counts first: they do not depend on the
+		// events, and the events' unwedging may want the devices marked.
+		if err := m.markDevicesChanged(tx, changes.ChangedDevices, changes.LeftDevices); err != nil {
+			return err
+		}
+		if err := m.recordOneTimeKeyCounts(tx, changes.OneTimeKeyCounts, changes.UnusedFallbackKeyTypes); err != nil {
+			return err
+		}
+		b := newToDeviceBatch(m, tx)
+		results = make([]ToDeviceResult, len(changes.ToDeviceEvents)) // fresh on a retried transaction
+		for i, raw := range changes.ToDeviceEvents {
+			if i >= MaxToDeviceEventsPerBatch {
+				results[i] = ToDeviceResult{Err: &ToDeviceBatchLimitError{Index: i, Max: MaxToDeviceEventsPerBatch}}
+				continue
+			}
+			res, err := b.receive(raw)
+			if err != nil {
+				return err
+			}
+			results[i] = res
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("machine: receive sync changes: %w", err)
+	}
+	return results, nil
+}
+
+// receive handles one to-device event. The returned error is a store
+// failure, which aborts the batch; everything about the event itself is in
+// the result.
+func (b *toDeviceBatch) receive(raw json.RawMessage) (ToDeviceResult, error) {
+	if len(raw) > MaxEventSize {
+		return ToDeviceResult{Err: &ToDeviceTooLargeError{Size: len(raw), Max: MaxEventSize}}, nil
+	}
+	var ev rawEvent
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		return ToDeviceResult{Err: &MalformedToDeviceError{Field: "event", Err: err}}, nil
+	}
+	res := ToDeviceResult{Type: ev.Type, Sender: ev.Sender}
+	switch {
+	case ev.Type == "":
+		res.Err = &MalformedToDeviceError{Field: "type"}
+	case ev.Sender == "":
+		res.Err = &MalformedToDeviceError{Field: "sender"}
+	case len(ev.Content) == 0 || ev.Content[0] != '{':
+		res.Err = &MalformedToDeviceError{Field: "content"}
+	case ev.Type != EventRoomEncrypted:
+		// Sent in the clear: passed through. Room keys are only ever taken
+		// from Olm-decrypted events, so a cleartext m.room_key is inert.
+		res.Event = raw
+	default:
+		return b.receiveEncrypted(&ev, res)
+	}
+	return res, nil
+}
+
+// receiveEncrypted decrypts an m.room.encrypted to-device event and acts on
+// its plaintext.
+func (b *toDeviceBatch) receiveEncrypted(ev *rawEvent, res ToDeviceResult) (ToDeviceResult, error) {
+	dec, err := b.decryptOlm(ev)
+	if err != nil {
+		if !isReason(err) {
+			return res, err
+		}
+		res.Err = err
+		return res, nil
+	}
+	res.Type, res.Encrypted = dec.plaintext.Type, true
+	res.SenderKey, res.SenderEd25519 = dec.senderKey, dec.plaintext.Keys.Ed25519
+	if dec.device != nil {
+		res.SenderDevice = dec.device.DeviceID
+	}
+	res.Event, err = json.Marshal(decryptedToDevice{
+		Type:      dec.plaintext.Type,
+		Content:   dec.plaintext.Content,
+		Sender:    ev.Sender,
+		SenderKey: dec.senderKey,
+		Keys:      dec.plaintext.Keys,
+	})
+	if err != nil {
+		return res, err
+	}
+	switch dec.plaintext.Type {
+	case EventRoomKey:
+		res.RoomKey, err = b.m.storeRoomKey(b.tx, dec)
+	case EventForwardedRoomKey:
+		res.RoomKey, err = b.m.storeForwardedRoomKey(b.tx, ev.Sender, dec)
+	}
+	if err != nil {
+		if !isReason(err) {
+			return res, err
+		}
+		res.Err = err
+	}
+	return res, nil
+}
+
+// decryptedToDevice is the JSON of a decrypted to-device event as reported
+// in [ToDeviceResult.Event].
+type decryptedToDevice struct {
+	Type      string          `json:"type"`
+	Content   json.RawMessage `json:"content"`
+	Sender    string          `json:"sender"`
+	SenderKey string          `json:"sender_key"`
+	Keys      ed25519Key      `json:"keys"`
+}
+
+// isReason tells an event's typed reason from a store failure.
+func isReason(err error) bool {
+	for _, r := range []error{ErrMalformedToDevice, ErrToDeviceAlgorithm, ErrNotForThisDevice,
+		ErrDuplicateOlmMessage, ErrSessionWedged, ErrInvalidOlmPlaintext, ErrInvalidRoomKey} {
+		if errors.Is(err, r) {
+			return true
+		}
+	}
+	return false
+}
