@@ -209,55 +209,55 @@ func (m *Machine) DecryptRoomEvents(ctx context.Context, roomID string, events [
 	return results, nil
 }
 
-// roomEnvelope is an encrypted room event as received.
+// roomEnvelope is an encrypted room event as received, decoded in one pass.
 type roomEnvelope struct {
-	Type           string          `json:"type"`
-	Sender         string          `json:"sender"`
-	EventID        string          `json:"event_id"`
-	RoomID         string          `json:"room_id"`
-	OriginServerTS int64           `json:"origin_server_ts"`
-	Content        json.RawMessage `json:"content"`
+	Type           string        `json:"type"`
+	Sender         string        `json:"sender"`
+	EventID        string        `json:"event_id"`
+	RoomID         string        `json:"room_id"`
+	OriginServerTS int64         `json:"origin_server_ts"`
+	Content        megolmContent `json:"content"`
 }
 
 // parseRoomEvent checks an encrypted room event's envelope and content and
 // returns them with the raw Megolm message.
-func parseRoomEvent(roomID string, event []byte) (*roomEnvelope, *megolmContent, []byte, error) {
+func parseRoomEvent(roomID string, event []byte) (*roomEnvelope, []byte, error) {
 	if len(event) > MaxEventSize {
-		return nil, nil, nil, &MalformedRoomEventError{Field: "size",
+		return nil, nil, &MalformedRoomEventError{Field: "size",
 			Err: fmt.Errorf("%d bytes, at most %d", len(event), MaxEventSize)}
 	}
 	var env roomEnvelope
-	if err := json.Unmarshal(event, &env); err != nil {
-		return nil, nil, nil, &MalformedRoomEventError{Field: "json", Err: err}
+	err := json.Unmarshal(event, &env)
+	// A field of the wrong type leaves the others decoded; anything else
+	// (invalid JSON) decodes nothing.
+	var typeErr *json.UnmarshalTypeError
+	if err != nil && !errors.As(err, &typeErr) {
+		return nil, nil, &MalformedRoomEventError{Field: "json", Err: err}
 	}
+	c := &env.Content
 	switch {
 	case env.Type != EventRoomEncrypted:
-		return nil, nil, nil, &MalformedRoomEventError{Field: "type", Err: fmt.Errorf("%q", env.Type)}
+		return nil, nil, &MalformedRoomEventError{Field: "type", Err: fmt.Errorf("%q", env.Type)}
 	case env.EventID == "":
-		return nil, nil, nil, &MalformedRoomEventError{Field: "event_id"}
+		return nil, nil, &MalformedRoomEventError{Field: "event_id"}
 	case env.Sender == "":
-		return nil, nil, nil, &MalformedRoomEventError{Field: "sender"}
+		return nil, nil, &MalformedRoomEventError{Field: "sender"}
 	case env.RoomID != "" && env.RoomID != roomID:
-		return nil, nil, nil, &RoomMismatchError{Want: roomID, Got: env.RoomID}
-	}
-	var c megolmContent
-	err := json.Unmarshal(env.Content, &c)
-	// A field of the wrong type still leaves the others decoded: the
-	// algorithm decides first (an Olm content has an object for ciphertext).
-	if c.Algorithm != MegolmAlgorithm && (err == nil || c.Algorithm != "") {
-		return nil, nil, nil, fmt.Errorf("%w: %q", ErrUnsupportedRoomAlgorithm, c.Algorithm)
-	}
-	if err != nil {
-		return nil, nil, nil, &MalformedRoomEventError{Field: "content", Err: err}
-	}
-	if c.SessionID == "" {
-		return nil, nil, nil, &MalformedRoomEventError{Field: "session_id"}
+		return nil, nil, &RoomMismatchError{Want: roomID, Got: env.RoomID}
+	// The algorithm decides before the other fields: an Olm content, with
+	// an object for ciphertext, is of an unsupported algorithm.
+	case c.Algorithm != MegolmAlgorithm && (err == nil || c.Algorithm != ""):
+		return nil, nil, fmt.Errorf("%w: %q", ErrUnsupportedRoomAlgorithm, c.Algorithm)
+	case err != nil:
+		return nil, nil, &MalformedRoomEventError{Field: typeErr.Field, Err: err}
+	case c.SessionID == "":
+		return nil, nil, &MalformedRoomEventError{Field: "content.session_id"}
 	}
 	ciphertext, err := b64.Decode(c.Ciphertext)
 	if err != nil {
-		return nil, nil, nil, &MalformedRoomEventError{Field: "ciphertext", Err: err}
+		return nil, nil, &MalformedRoomEventError{Field: "content.ciphertext", Err: err}
 	}
-	return &env, &c, ciphertext, nil
+	return &env, ciphertext, nil
 }
 
 // roomBatch decrypts the events of one transaction. Sessions are looked up
@@ -347,10 +347,11 @@ func (b *roomBatch) decrypt(event []byte) (*DecryptedRoomEvent, error) {
 	if err := b.ctx.Err(); err != nil {
 		return nil, &storeFailure{err}
 	}
-	env, content, ciphertext, err := parseRoomEvent(b.roomID, event)
+	env, ciphertext, err := parseRoomEvent(b.roomID, event)
 	if err != nil {
 		return nil, err
 	}
+	content := &env.Content
 	s, err := b.session(content.SessionID)
 	if err != nil {
 		return nil, err

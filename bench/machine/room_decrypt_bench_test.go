@@ -1,0 +1,186 @@
+package machine_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/xolm/xolm/internal/sqlitedb"
+	"github.com/xolm/xolm/machine"
+	"github.com/xolm/xolm/megolm"
+)
+
+// sessionBlobSize is about what the store keeps for an inbound group session
+// (two ratchets, the signing key, the AEAD envelope).
+const sessionBlobSize = 400
+
+// BenchmarkRoomDecrypt decrypts one new room event per transaction
+// (DecryptRoomEvent), with the cache ("cache") and without ("no-cache"),
+// beside the bare megolm Decrypt of a message of the same stream ("bare") and
+// a raw SQLite commit of the rows the step writes ("raw-commit": a replay
+// record and the session blob, Normal durability). x-bare-commit is the
+// machine step as a multiple of bare + raw-commit (target: 1.3 with the
+// cache); no-cache-x-cache is the cache's effect (target: under 1.5).
+func BenchmarkRoomDecrypt(b *testing.B) {
+	ctx := context.Background()
+	floor, rc, rp := newRoomStream(b), newRoomStream(b), newRoomStream(b)
+	cached, plain := openMachine(b, storePath(b), false), openMachine(b, storePath(b), true)
+	rc.install(b, cached)
+	rp.install(b, plain)
+	raw := newRawDB(b, sessionBlobSize)
+	decrypt := func(m *machine.Machine, r *roomStream) func(b *testing.B) time.Duration {
+		return func(b *testing.B) time.Duration {
+			_, ev := r.next(b)
+			return timed(func() {
+				if _, err := m.DecryptRoomEvent(ctx, room, ev); err != nil {
+					b.Fatal(err)
+				}
+			})
+		}
+	}
+	per := interleave(b,
+		side{"bare", func(b *testing.B) time.Duration {
+			ct, _ := floor.next(b)
+			return timed(func() { floor.bareDecrypt(b, ct) })
+		}},
+		side{"raw-commit", func(b *testing.B) time.Duration {
+			return timed(func() { raw.commit(b, sqlitedb.Normal, 1) })
+		}},
+		side{"cache", decrypt(cached, rc)},
+		side{"no-cache", decrypt(plain, rp)},
+	)
+	bare, commit, cache, noCache := per[0], per[1], per[2], per[3]
+	b.ReportMetric(cache, "ns/op")
+	b.ReportMetric(cache/bare, "x-bare")
+	b.ReportMetric(cache/(bare+commit), "x-bare-commit")
+	b.ReportMetric(noCache/(bare+commit), "no-cache-x-bare-commit")
+	b.ReportMetric(noCache/cache, "no-cache-x-cache")
+}
+
+// batchSize is a timeline page.
+const batchSize = 100
+
+// BenchmarkRoomDecryptBatch decrypts batches of 100 new room events, one
+// transaction each (DecryptRoomEvents), with and without the cache, beside
+// 100 bare megolm decryptions and a raw commit of the batch's rows (100
+// replay records and the session blob). Times are per event. x-bare is the
+// machine's per-event cost as a multiple of the bare decryption (target: 1.5
+// with the cache).
+func BenchmarkRoomDecryptBatch(b *testing.B) {
+	ctx := context.Background()
+	floor, rc, rp := newRoomStream(b), newRoomStream(b), newRoomStream(b)
+	cached, plain := openMachine(b, storePath(b), false), openMachine(b, storePath(b), true)
+	rc.install(b, cached)
+	rp.install(b, plain)
+	raw := newRawDB(b, sessionBlobSize)
+	batch := func(m *machine.Machine, r *roomStream) func(b *testing.B) time.Duration {
+		return func(b *testing.B) time.Duration {
+			events := make([]json.RawMessage, batchSize)
+			for i := range events {
+				_, events[i] = r.next(b)
+			}
+			return timed(func() {
+				results, err := m.DecryptRoomEvents(ctx, room, events)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, res := range results {
+					if res.Err != nil {
+						b.Fatal(res.Err)
+					}
+				}
+			})
+		}
+	}
+	per := interleave(b,
+		side{"bare", func(b *testing.B) time.Duration {
+			cts := make([][]byte, batchSize)
+			for i := range cts {
+				cts[i], _ = floor.next(b)
+			}
+			return timed(func() {
+				for _, ct := range cts {
+					floor.bareDecrypt(b, ct)
+				}
+			})
+		}},
+		side{"raw-commit", func(b *testing.B) time.Duration {
+			return timed(func() { raw.commit(b, sqlitedb.Normal, batchSize) })
+		}},
+		side{"cache", batch(cached, rc)},
+		side{"no-cache", batch(plain, rp)},
+	)
+	bare, commit, cache, noCache := per[0]/batchSize, per[1]/batchSize, per[2]/batchSize, per[3]/batchSize
+	b.ReportMetric(cache, "ns/event")
+	b.ReportMetric(cache/bare, "x-bare")
+	b.ReportMetric(cache/(bare+commit), "x-bare-commit")
+	b.ReportMetric(noCache/bare, "no-cache-x-bare")
+	b.ReportMetric(noCache/cache, "no-cache-x-cache")
+}
+
+// BenchmarkRoomDecryptIndex decrypts new room events at message index 0,
+// 10,000 and 100,000 of sessions known from index 0, each through a store
+// with the cache and one without (every decryption reads the session from
+// the file, as a freshly started process does). The latest ratchet is
+// stored with the session, so the index costs nothing: idx10k-x-idx0 and
+// idx100k-x-idx0 should be 1 within 10%. rewalk-100k is, for reference,
+// the bare decryption at index 100,000 from a session that kept only its
+// first ratchet: the walk that storing the latest one saves on every event.
+func BenchmarkRoomDecryptIndex(b *testing.B) {
+	ctx := context.Background()
+	var (
+		sides    []side
+		fromZero *megolm.InboundGroupSession // latest ratchet still at 0
+		at100k   []byte                      // a message at index 100,000
+	)
+	for _, at := range []struct {
+		name  string
+		index int
+	}{{"idx0", 0}, {"idx10k", 10_000}, {"idx100k", 100_000}} {
+		for _, noCache := range []bool{false, true} {
+			name, m, r := at.name, openMachine(b, storePath(b), noCache), newRoomStream(b)
+			if noCache {
+				name += "-no-cache"
+			}
+			r.install(b, m)
+			if at.index > 0 {
+				for range at.index - 1 {
+					r.next(b)
+				}
+				// One decryption moves the stored latest ratchet up.
+				_, ev := r.next(b)
+				if _, err := m.DecryptRoomEvent(ctx, room, ev); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if at.index == 100_000 && noCache {
+				fromZero = r.bare.Clone() // it has decrypted nothing
+				at100k, _ = r.next(b)
+			}
+			sides = append(sides, side{name, func(b *testing.B) time.Duration {
+				_, ev := r.next(b)
+				return timed(func() {
+					if _, err := m.DecryptRoomEvent(ctx, room, ev); err != nil {
+						b.Fatal(err)
+					}
+				})
+			}})
+		}
+	}
+	sides = append(sides, side{"rewalk-100k", func(b *testing.B) time.Duration {
+		c := fromZero.Clone()
+		return timed(func() {
+			if _, _, err := c.Decrypt(at100k); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}})
+	per := interleave(b, sides...)
+	b.ReportMetric(per[0], "ns/op")
+	b.ReportMetric(per[2]/per[0], "idx10k-x-idx0")
+	b.ReportMetric(per[4]/per[0], "idx100k-x-idx0")
+	b.ReportMetric(per[3]/per[1], "idx10k-no-cache-x-idx0")
+	b.ReportMetric(per[5]/per[1], "idx100k-no-cache-x-idx0")
+	b.ReportMetric(per[6]/per[0], "rewalk-100k-x-idx0")
+}

@@ -1,0 +1,61 @@
+package machine_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/xolm/xolm/internal/sqlitedb"
+	"github.com/xolm/xolm/machine"
+)
+
+// outboundBlobSize is about what the store keeps for an outbound group
+// session (the ratchet, the Ed25519 key pair, the AEAD envelope).
+const outboundBlobSize = 300
+
+// BenchmarkRoomEncrypt encrypts room events (EncryptRoomEvent: one Synced
+// transaction that commits the advanced ratchet before the ciphertext is
+// returned) with and without the cache, beside the bare megolm Encrypt and a
+// raw Synced commit of the session blob. x-bare-commit is the step as a
+// multiple of bare + raw-commit; the Synced commit's fsync dominates both.
+func BenchmarkRoomEncrypt(b *testing.B) {
+	ctx := context.Background()
+	floor := newRoomStream(b)
+	cached, plain := openMachine(b, storePath(b), false), openMachine(b, storePath(b), true)
+	for _, m := range []*machine.Machine{cached, plain} {
+		if _, err := m.ShareRoomKey(ctx, room, nil, machine.EncryptionSettings{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	raw := newRawDB(b, outboundBlobSize)
+	content := json.RawMessage(`{"msgtype":"m.text","body":"Are we still on for lunch at noon? I can book the usual place."}`)
+	encrypt := func(m *machine.Machine) func(b *testing.B) time.Duration {
+		return func(b *testing.B) time.Duration {
+			return timed(func() {
+				if _, err := m.EncryptRoomEvent(ctx, room, "m.room.message", content); err != nil {
+					b.Fatal(err)
+				}
+			})
+		}
+	}
+	per := interleave(b,
+		side{"bare", func(b *testing.B) time.Duration {
+			return timed(func() {
+				if _, err := floor.out.Encrypt(plaintext); err != nil {
+					b.Fatal(err)
+				}
+			})
+		}},
+		side{"raw-commit", func(b *testing.B) time.Duration {
+			return timed(func() { raw.commit(b, sqlitedb.Synced, 0) })
+		}},
+		side{"cache", encrypt(cached)},
+		side{"no-cache", encrypt(plain)},
+	)
+	bare, commit, cache, noCache := per[0], per[1], per[2], per[3]
+	b.ReportMetric(cache, "ns/op")
+	b.ReportMetric(cache/bare, "x-bare")
+	b.ReportMetric(cache/(bare+commit), "x-bare-commit")
+	b.ReportMetric(noCache/cache, "no-cache-x-cache")
+}
