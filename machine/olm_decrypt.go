@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -105,17 +106,59 @@ func (e *SessionWedgedError) Is(target error) bool { return target == ErrSession
 // Olm sessions and the account as the batch's earlier events left them. They
 // are the batch's working copies; an event changes copies of them and puts
 // them back only once it has passed every check.
+//
+// A session changed by several events is written once, by flush at the end
+// of the batch: the transaction commits all of the batch or none of it, so
+// its intermediate states need not reach SQLite.
 type toDeviceBatch struct {
 	m  *Machine
 	tx *cryptostore.Tx
 	// sessions holds each sender's sessions as loaded and then changed by
 	// the batch, most recently used first, as the store orders them.
 	sessions map[string][]*cryptostore.OlmSessionRecord
-	account  *cryptostore.AccountRecord // loaded on first need
+	// changed holds the sessions the batch advanced or created, by ID, to
+	// be written by flush.
+	changed map[string]*cryptostore.OlmSessionRecord
+	account *cryptostore.AccountRecord // loaded on first need
+	// devices caches DeviceByCurve25519 for the batch (nil: not known).
+	devices map[string]*cryptostore.Device
 }
 
 func newToDeviceBatch(m *Machine, tx *cryptostore.Tx) *toDeviceBatch {
-	return &toDeviceBatch{m: m, tx: tx, sessions: make(map[string][]*cryptostore.OlmSessionRecord)}
+	return &toDeviceBatch{m: m, tx: tx, sessions: make(map[string][]*cryptostore.OlmSessionRecord),
+		changed: make(map[string]*cryptostore.OlmSessionRecord), devices: make(map[string]*cryptostore.Device)}
+}
+
+// flush writes the sessions the batch changed, least recently used first,
+// so that the store prunes a sender's sessions as it would have one event
+// at a time.
+func (b *toDeviceBatch) flush() error {
+	recs := slices.Collect(maps.Values(b.changed))
+	slices.SortFunc(recs, func(x, y *cryptostore.OlmSessionRecord) int { return -compareByUse(x, y) })
+	for _, r := range recs {
+		if err := b.tx.PutOlmSession(r); err != nil {
+			return err
+		}
+	}
+	clear(b.changed)
+	return nil
+}
+
+// device returns the device with the Curve25519 key, or nil if none is
+// known, looking it up once per batch.
+func (b *toDeviceBatch) device(curve25519 string) (*cryptostore.Device, error) {
+	if d, ok := b.devices[curve25519]; ok {
+		return d, nil
+	}
+	d, err := b.tx.DeviceByCurve25519(curve25519)
+	if errors.Is(err, cryptostore.ErrNotFound) {
+		d, err = nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	b.devices[curve25519] = d
+	return d, nil
 }
 
 // decryptedOlm is an Olm message that decrypted and passed the plaintext
@@ -128,8 +171,8 @@ type decryptedOlm struct {
 
 // decryptOlm decrypts an m.room.encrypted to-device event as the
 // specification orders it, checks the plaintext and stages the event's store
-// changes in the batch's transaction: the session (new or advanced), the
-// one-time key a new session used up, and the message's hash. Nothing is
+// changes in the batch's transaction: the session (new or advanced, written
+// by flush), the one-time key a new session used up, and the message's hash. Nothing is
 // staged for an event that fails, except what unwedging records.
 func (b *toDeviceBatch) decryptOlm(ev *rawEvent) (*decryptedOlm, error) {
 	var c olmContent
@@ -198,9 +241,6 @@ func (b *toDeviceBatch) decryptOlm(ev *rawEvent) (*decryptedOlm, error) {
 	}
 	// Every check passed: stage the event's changes.
 	try.session.LastUsedAt = b.m.now()
-	if err := b.tx.PutOlmSession(try.session); err != nil {
-		return nil, err
-	}
 	b.putSession(try.session)
 	if try.account != nil {
 		// The account copy already lacks the key; the store drops its row
@@ -300,21 +340,25 @@ func (b *toDeviceBatch) senderSessions(senderKey string) ([]*cryptostore.OlmSess
 	return recs, nil
 }
 
-// putSession records a stored session in the working copies in the store's
-// order (last used, newest first, then session ID), pruned as the store
-// prunes.
+// putSession records a changed session in the working copies in the
+// store's order, pruned as the store prunes, and marks it for flush.
 func (b *toDeviceBatch) putSession(rec *cryptostore.OlmSessionRecord) {
 	recs := slices.DeleteFunc(b.sessions[rec.SenderKey], func(r *cryptostore.OlmSessionRecord) bool {
 		return r.Session.ID() == rec.Session.ID()
 	})
 	recs = append(recs, rec)
-	slices.SortFunc(recs, func(x, y *cryptostore.OlmSessionRecord) int {
-		if c := cmp.Compare(y.LastUsedAt.UnixMilli(), x.LastUsedAt.UnixMilli()); c != 0 {
-			return c
-		}
-		return strings.Compare(x.Session.ID(), y.Session.ID())
-	})
+	slices.SortFunc(recs, compareByUse)
 	b.sessions[rec.SenderKey] = recs[:min(len(recs), cryptostore.MaxOlmSessionsPerSender)]
+	b.changed[rec.Session.ID()] = rec
+}
+
+// compareByUse orders sessions as the store does: last used (in
+// milliseconds, as stored) newest first, then by session ID.
+func compareByUse(x, y *cryptostore.OlmSessionRecord) int {
+	if c := cmp.Compare(y.LastUsedAt.UnixMilli(), x.LastUsedAt.UnixMilli()); c != 0 {
+		return c
+	}
+	return strings.Compare(x.Session.ID(), y.Session.ID())
 }
 
 // accountCopy returns a copy of the batch's account for a new inbound

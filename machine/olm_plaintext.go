@@ -78,13 +78,11 @@ func (b *toDeviceBatch) checkPlaintext(sender, senderKey string, plaintext []byt
 	if p.Keys.Ed25519 == "" {
 		return nil, nil, &OlmPlaintextError{Field: "keys.ed25519", Want: "the sender's Ed25519 key"}
 	}
-	dev, err := b.tx.DeviceByCurve25519(senderKey)
-	switch {
-	case errors.Is(err, cryptostore.ErrNotFound):
-		dev = nil
-	case err != nil:
+	dev, err := b.device(senderKey)
+	if err != nil {
 		return nil, nil, err
-	default:
+	}
+	if dev != nil {
 		if err := checkFields(
 			fieldCheck{"sender", sender, dev.UserID},
 			fieldCheck{"keys.ed25519", p.Keys.Ed25519, dev.Ed25519},

@@ -121,7 +121,7 @@ func (m *Machine) ReceiveSyncChanges(ctx context.Context, changes SyncChanges) (
 			}
 			results[i] = res
 		}
-		return nil
+		return b.flush()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("machine: receive sync changes: %w", err)
