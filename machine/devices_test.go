@@ -76,7 +76,7 @@ func TestDeviceListChanges(t *testing.T) {
 	}
 }
 
-func keysQueried(t *testing.T, r *Request) []string {
+func keysQueried(t testing.TB, r *Request) []string {
 	t.Helper()
 	users, err := queriedUsers(r)
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 
 // keysSessions returns the machine's Olm sessions with the device whose
 // Curve25519 key is given.
-func keysSessions(t *testing.T, m *Machine, curve string) []*cryptostore.OlmSessionRecord {
+func keysSessions(t testing.TB, m *Machine, curve string) []*cryptostore.OlmSessionRecord {
 	t.Helper()
 	var out []*cryptostore.OlmSessionRecord
 	err := m.store.View(t.Context(), "test sessions", func(tx *cryptostore.Tx) error {

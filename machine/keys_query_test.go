@@ -16,7 +16,7 @@ import (
 
 // keysPair is alice and bob on one test server, their keys uploaded, alice
 // tracking bob with his devices queried.
-func keysPair(t *testing.T) (s *keysServer, alice, bob *keysDevice) {
+func keysPair(t testing.TB) (s *keysServer, alice, bob *keysDevice) {
 	t.Helper()
 	s = newKeysServer(t)
 	alice = newKeysDevice(t, "@alice:example.org", "ALICE")
@@ -33,7 +33,7 @@ func keysPair(t *testing.T) (s *keysServer, alice, bob *keysDevice) {
 }
 
 // keysDevices returns the stored devices of user.
-func keysDevices(t *testing.T, m *Machine, user string) []*cryptostore.Device {
+func keysDevices(t testing.TB, m *Machine, user string) []*cryptostore.Device {
 	t.Helper()
 	var out []*cryptostore.Device
 	err := m.store.View(t.Context(), "test devices", func(tx *cryptostore.Tx) error {
@@ -48,7 +48,7 @@ func keysDevices(t *testing.T, m *Machine, user string) []*cryptostore.Device {
 }
 
 // keysSign returns dk signed by acct as user's device.
-func keysSign(t *testing.T, user, device string, acct *olm.Account, dk any) json.RawMessage {
+func keysSign(t testing.TB, user, device string, acct *olm.Account, dk any) json.RawMessage {
 	t.Helper()
 	signer := &Machine{userID: user, deviceID: device}
 	raw, err := signer.signKeysJSON(acct, dk)
@@ -79,7 +79,7 @@ func TestKeysQueryStoresVerifiedDevices(t *testing.T) {
 	}
 }
 
-func keysDirty(t *testing.T, m *Machine) []string {
+func keysDirty(t testing.TB, m *Machine) []string {
 	t.Helper()
 	var out []string
 	err := m.store.View(t.Context(), "test dirty", func(tx *cryptostore.Tx) error {
@@ -198,7 +198,7 @@ func TestKeysQueryRefusesBadDevices(t *testing.T) {
 	}
 }
 
-func keysOtherEd25519(t *testing.T) string {
+func keysOtherEd25519(t testing.TB) string {
 	t.Helper()
 	a, err := olm.NewAccount(rand.Reader)
 	if err != nil {

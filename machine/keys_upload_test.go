@@ -15,7 +15,7 @@ import (
 )
 
 // keysAccount returns a copy of the machine's stored account.
-func keysAccount(t *testing.T, m *Machine) *cryptostore.AccountRecord {
+func keysAccount(t testing.TB, m *Machine) *cryptostore.AccountRecord {
 	t.Helper()
 	var rec *cryptostore.AccountRecord
 	err := m.store.View(t.Context(), "test account", func(tx *cryptostore.Tx) error {
@@ -29,7 +29,7 @@ func keysAccount(t *testing.T, m *Machine) *cryptostore.AccountRecord {
 	return rec
 }
 
-func keysServerCounts(t *testing.T, m *Machine) cryptostore.ServerKeyCounts {
+func keysServerCounts(t testing.TB, m *Machine) cryptostore.ServerKeyCounts {
 	t.Helper()
 	var c cryptostore.ServerKeyCounts
 	err := m.store.View(t.Context(), "test counts", func(tx *cryptostore.Tx) error {

@@ -24,7 +24,7 @@ type keysDevice struct {
 }
 
 // newKeysDevice opens a machine on a fresh store file.
-func newKeysDevice(t *testing.T, user, device string) *keysDevice {
+func newKeysDevice(t testing.TB, user, device string) *keysDevice {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "crypto.db")
 	m, err := Open(t.Context(), openStore(t, path, "app"), user, device, Options{})
@@ -37,7 +37,7 @@ func newKeysDevice(t *testing.T, user, device string) *keysDevice {
 // keysDump returns every row of every table of the store file except the
 // lease's, as text, blobs in hex: two dumps are equal only if the stored
 // state is byte-identical. Tables named in skip are left out.
-func keysDump(t *testing.T, path string, skip ...string) string {
+func keysDump(t testing.TB, path string, skip ...string) string {
 	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
 	if err != nil {
@@ -96,7 +96,7 @@ func keysDump(t *testing.T, path string, skip ...string) string {
 // claims, and refuses, as Synapse does, a key ID uploaded again with other
 // content.
 type keysServer struct {
-	t        *testing.T
+	t        testing.TB
 	devices  map[string]map[string]json.RawMessage            // user → device → device keys
 	otks     map[string]map[string]map[string]json.RawMessage // user → device → "alg:id" → key
 	fallback map[string]map[string]map[string]json.RawMessage // user → device → "alg:id" → key
@@ -106,7 +106,7 @@ type keysServer struct {
 	rewrite func(resp map[string]map[string]json.RawMessage)
 }
 
-func newKeysServer(t *testing.T) *keysServer {
+func newKeysServer(t testing.TB) *keysServer {
 	return &keysServer{t: t, devices: map[string]map[string]json.RawMessage{},
 		otks:     map[string]map[string]map[string]json.RawMessage{},
 		fallback: map[string]map[string]map[string]json.RawMessage{},
@@ -263,7 +263,7 @@ func (s *keysServer) receiveSync(d *keysDevice, changed, left []string) {
 }
 
 // keysRequestsOf returns the pending requests of type typ.
-func keysRequestsOf(t *testing.T, m *Machine, typ RequestType) []*Request {
+func keysRequestsOf(t testing.TB, m *Machine, typ RequestType) []*Request {
 	t.Helper()
 	reqs, err := m.OutgoingRequests(t.Context())
 	if err != nil {
