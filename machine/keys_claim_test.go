@@ -180,3 +180,39 @@ func TestQueueClaimForCoversPendingClaims(t *testing.T) {
 		t.Fatalf("%d sessions after a second claim", n)
 	}
 }
+
+// A claim for a device marked as wedged runs the unwedging hook in the same
+// transaction: the new session carries an m.dummy, queued as a to-device
+// request; a claim for a device not marked queues nothing.
+func TestClaimRunsTheNewSessionHook(t *testing.T) {
+	ctx := context.Background()
+	s, alice, bob := keysPair(t)
+	carol := newKeysDevice(t, "@carol:example.org", "CAROL")
+	s.flush(carol)
+	if err := alice.UpdateTrackedUsers(ctx, []string{"@carol:example.org"}); err != nil {
+		t.Fatal(err)
+	}
+	s.flush(alice)
+	err := alice.store.Update(ctx, "mark wedged", cryptostore.Normal, func(tx *cryptostore.Tx) error {
+		return tx.SetUnwedged(bob.IdentityKeys().Curve25519.String())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claim, err := alice.GetMissingSessions(ctx, []string{"@bob:example.org", "@carol:example.org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.MarkRequestAsSent(ctx, claim.ID, RequestKeysClaim, s.answer(alice, claim)); err != nil {
+		t.Fatal(err)
+	}
+	sends := keysRequestsOf(t, alice.Machine, RequestToDevice)
+	if len(sends) != 1 || sends[0].EventType != EventRoomEncrypted {
+		t.Fatalf("to-device requests after the claim: %v", sends)
+	}
+	var body toDeviceMessages
+	json.Unmarshal(sends[0].Body, &body)
+	if len(body.Messages) != 1 || body.Messages["@bob:example.org"]["BOB"] == nil {
+		t.Fatalf("m.dummy sent to %s", sends[0].Body)
+	}
+}
