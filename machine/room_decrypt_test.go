@@ -312,3 +312,39 @@ func TestDecryptRoomEventsBatch(t *testing.T) {
 		t.Fatal("a failed batch changed the store")
 	}
 }
+
+// FuzzDecryptRoomEvent feeds arbitrary events to DecryptRoomEvent: it never
+// panics, an event it refuses leaves the store byte-identical, and one it
+// accepts is one of the messages Alice sent (a forgery never decrypts).
+func FuzzDecryptRoomEvent(f *testing.F) {
+	alice, bob := sharedRoom(f)
+	sent := map[string]bool{}
+	for i := range 3 {
+		text := fmt.Sprint("seed ", i)
+		sent[text] = true
+		content := encryptText(f, alice, testRoom, text)
+		f.Add([]byte(roomEvent(fmt.Sprintf("$s%d", i), "@alice:example.org", content)))
+		f.Add([]byte(roomEvent("$t", "@alice:example.org", withCiphertext(f, content, func(b []byte) []byte { b[len(b)/2] ^= 0x40; return b }))))
+		f.Add([]byte(roomEvent("$u", "@alice:example.org", withCiphertext(f, content, func(b []byte) []byte { return b[:len(b)/2] }))))
+	}
+	f.Add([]byte(`{"type":"m.room.encrypted","event_id":"$x","sender":"@a:b","content":{"algorithm":"m.megolm.v1.aes-sha2","session_id":"","ciphertext":""}}`))
+	f.Add([]byte(`{}`))
+	ctx := context.Background()
+	f.Fuzz(func(t *testing.T, event []byte) {
+		before := roomDump(t, bob.path)
+		d, err := bob.m.DecryptRoomEvent(ctx, testRoom, event)
+		if err != nil {
+			if d != nil {
+				t.Fatal("a result with an error")
+			}
+			if !bytes.Equal(before, roomDump(t, bob.path)) {
+				t.Fatalf("refused event %q changed the store: %v", event, err)
+			}
+			return
+		}
+		var c struct{ Body string }
+		if json.Unmarshal(d.Content, &c) != nil || !sent[c.Body] || d.Type != "m.room.message" {
+			t.Fatalf("decrypted something Alice never sent: %+v", d)
+		}
+	})
+}
