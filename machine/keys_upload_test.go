@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/xolm/xolm/cryptostore"
@@ -283,5 +285,74 @@ func TestKeysMarkedPublishedAreExactlyTheUploadedOnes(t *testing.T) {
 	json.Unmarshal(next[0].Body, &body)
 	if len(body.OneTimeKeys) != 1 || body.OneTimeKeys["signed_curve25519:"+extra.ID.String()] == nil {
 		t.Fatalf("next upload carries %d keys", len(body.OneTimeKeys))
+	}
+}
+
+// Two processes on one store (an app and its notification extension), each
+// syncing and sending its requests while the other does: one upload is
+// pending at a time, both may send it, and no key ID ever goes out in two
+// different uploads or with other content (the server would refuse it).
+func TestTwoProcessesNeverUploadAKeyIDTwice(t *testing.T) {
+	s := newKeysServer(t)
+	app := newKeysDevice(t, "@alice:example.org", "ALICE")
+	nse, err := Open(t.Context(), openStore(t, app.path, "nse"), "@alice:example.org", "ALICE", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	procs := []*keysDevice{app, {Machine: nse, path: app.path}}
+	var mu sync.Mutex                // guards s and carriedBy
+	carriedBy := map[string]string{} // key name → the upload request that carried it
+	errs := make(chan error, len(procs))
+	var wg sync.WaitGroup
+	for _, p := range procs {
+		wg.Go(func() {
+			for round := range 10 {
+				mu.Lock()
+				for range round % 4 * 5 {
+					s.claim("@alice:example.org", "ALICE")
+				}
+				counts, unused := s.sync(p)
+				mu.Unlock()
+				err := p.store.Update(t.Context(), "sync", cryptostore.Normal, func(tx *cryptostore.Tx) error {
+					return p.recordOneTimeKeyCounts(tx, counts, unused)
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+				reqs, err := p.OutgoingRequests(t.Context())
+				if err != nil {
+					errs <- err
+					return
+				}
+				for _, r := range reqs {
+					mu.Lock()
+					var body keysUploadBody
+					json.Unmarshal(r.Body, &body)
+					for name := range body.OneTimeKeys {
+						if other, ok := carriedBy[name]; ok && other != r.ID {
+							mu.Unlock()
+							errs <- fmt.Errorf("%s in uploads %s and %s", name, other, r.ID)
+							return
+						}
+						carriedBy[name] = r.ID
+					}
+					resp := s.answer(p, r)
+					mu.Unlock()
+					if err := p.MarkRequestAsSent(t.Context(), r.ID, r.Type, resp); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if len(carriedBy) <= TargetOneTimeKeys {
+		t.Fatalf("only %d keys uploaded", len(carriedBy))
 	}
 }
