@@ -2,6 +2,7 @@ package machine
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -61,6 +62,15 @@ func editOlmContent(ev json.RawMessage, edit func(c *olmContent)) json.RawMessag
 	return out
 }
 
+// withSender changes the sender of a to-device event.
+func withSender(ev json.RawMessage, sender string) json.RawMessage {
+	var e rawEvent
+	json.Unmarshal(ev, &e)
+	e.Sender = sender
+	out, _ := json.Marshal(e)
+	return out
+}
+
 // editOlmBody changes the Olm message body of an encrypted to-device event.
 func editOlmBody(ev json.RawMessage, key string, edit func(body []byte) []byte) json.RawMessage {
 	return editOlmContent(ev, func(c *olmContent) {
@@ -101,6 +111,7 @@ func TestBadInputIsTypedAndChangesNothing(t *testing.T) {
 		{"malformed event JSON", json.RawMessage(`{"type":"m.room.encrypted","sender":`), ErrMalformedToDevice, ""},
 		{"event too large", huge, ErrMalformedToDevice, ""},
 		{"no sender", toDeviceEvent("", EventRoomEncrypted, json.RawMessage(`{}`)), ErrMalformedToDevice, ""},
+		{"sender not a user ID", withSender(pre, "alice"), ErrMalformedToDevice, ""},
 		{"content not an object", toDeviceEvent(alice.userID, EventRoomEncrypted, json.RawMessage(`[]`)), ErrMalformedToDevice, ""},
 		{"unknown algorithm", editOlmContent(pre, func(c *olmContent) { c.Algorithm = MegolmAlgorithm }), ErrToDeviceAlgorithm, ""},
 		{"bad sender key", editOlmContent(pre, func(c *olmContent) { c.SenderKey = "AAAA" }), ErrMalformedToDevice, ""},
@@ -197,4 +208,39 @@ func TestNormalMessageWithoutSession(t *testing.T) {
 	if !errors.As(r.Err, &wedged) || !errors.Is(r.Err, ErrNoOlmSession) || wedged.SessionsTried != 0 {
 		t.Fatalf("%v", r.Err)
 	}
+}
+
+// FuzzReceiveToDevice hands arbitrary bytes to ReceiveSyncChanges as a
+// to-device event: it never panics nor fails the batch, always reports one
+// result, and an event that is refused leaves the store as it was (but for
+// the user it marks for a key query when the sender's device is unknown).
+func FuzzReceiveToDevice(f *testing.F) {
+	clock := newStepClock()
+	alice := newTDPeer(f, "@alice:example.org", "ALICE", clock)
+	bob := newTDPeer(f, "@bob:example.org", "BOB", clock)
+	introducePeers(f, alice, bob)
+	olmConnect(f, alice, bob)
+	bob.update(f, func(tx *cryptostore.Tx) error { return tx.SetUnwedged(alice.ids.Curve25519.String()) })
+	pre := olmSend(f, alice, bob, "m.test", `{}`)
+	f.Add([]byte(pre))
+	f.Add([]byte(editOlmBody(pre, bob.ids.Curve25519.String(), func(b []byte) []byte { return b[:len(b)-1] })))
+	f.Add([]byte(toDeviceEvent(alice.userID, "m.test", json.RawMessage(`{"a":1}`))))
+	f.Add([]byte(`{"type":"m.room.encrypted","sender":"@a:b","content":{"algorithm":"m.olm.v1.curve25519-aes-sha2"}}`))
+	f.Fuzz(func(t *testing.T, event []byte) {
+		before := toDeviceDump(t, bob.path)
+		res, err := bob.ReceiveSyncChanges(context.Background(), SyncChanges{ToDeviceEvents: []json.RawMessage{event}})
+		if err != nil || len(res) != 1 {
+			t.Fatalf("%d results, %v", len(res), err)
+		}
+		var w *SessionWedgedError
+		if res[0].Err == nil || errors.As(res[0].Err, &w) && w.Unwedging == UnwedgeDeviceUnknown {
+			return
+		}
+		if !isReason(res[0].Err) {
+			t.Fatalf("untyped reason %v", res[0].Err)
+		}
+		if res[0].Event == nil && !bytes.Equal(before, toDeviceDump(t, bob.path)) {
+			t.Fatalf("refused event changed the store: %v", res[0].Err)
+		}
+	})
 }

@@ -144,7 +144,7 @@ func (b *toDeviceBatch) receive(raw json.RawMessage) (ToDeviceResult, error) {
 	switch {
 	case ev.Type == "":
 		res.Err = &MalformedToDeviceError{Field: "type"}
-	case ev.Sender == "":
+	case !validUserID(ev.Sender):
 		res.Err = &MalformedToDeviceError{Field: "sender"}
 	case len(ev.Content) == 0 || ev.Content[0] != '{':
 		res.Err = &MalformedToDeviceError{Field: "content"}
