@@ -16,10 +16,10 @@ import (
 
 // Reasons a to-device event was not decrypted (in [ToDeviceResult.Err]).
 var (
-	// ErrMalformedToDevice is matched by [*MalformedToDeviceError] and
-	// [*ToDeviceTooLargeError].
+	// ErrMalformedToDevice is matched by [*MalformedToDeviceError].
 	ErrMalformedToDevice = errors.New("machine: malformed to-device event")
-	// ErrToDeviceAlgorithm is matched by [*ToDeviceAlgorithmError].
+	// ErrToDeviceAlgorithm reports an m.room.encrypted to-device event with
+	// an algorithm other than m.olm.v1.curve25519-aes-sha2.
 	ErrToDeviceAlgorithm = errors.New("machine: unsupported to-device encryption algorithm")
 	// ErrNotForThisDevice reports an encrypted event with no ciphertext for
 	// this device's Curve25519 key.
@@ -33,7 +33,8 @@ var (
 )
 
 // MalformedToDeviceError reports an event or encrypted content that does not
-// have the shape the specification gives it. Field names the part.
+// have the shape the specification gives it, or an event larger than
+// MaxEventSize (Field "size"; it was not parsed). Field names the part.
 type MalformedToDeviceError struct {
 	Field string
 	Err   error // the parse failure, if any
@@ -51,32 +52,6 @@ func (e *MalformedToDeviceError) Unwrap() error { return e.Err }
 
 // Is makes errors.Is(err, ErrMalformedToDevice) true.
 func (e *MalformedToDeviceError) Is(target error) bool { return target == ErrMalformedToDevice }
-
-// ToDeviceTooLargeError reports an event larger than MaxEventSize; it was
-// not parsed.
-type ToDeviceTooLargeError struct {
-	Size, Max int
-}
-
-func (e *ToDeviceTooLargeError) Error() string {
-	return fmt.Sprintf("machine: to-device event of %d bytes, the limit is %d", e.Size, e.Max)
-}
-
-// Is makes errors.Is(err, ErrMalformedToDevice) true.
-func (e *ToDeviceTooLargeError) Is(target error) bool { return target == ErrMalformedToDevice }
-
-// ToDeviceAlgorithmError reports an m.room.encrypted to-device event with an
-// algorithm other than m.olm.v1.curve25519-aes-sha2.
-type ToDeviceAlgorithmError struct {
-	Algorithm string
-}
-
-func (e *ToDeviceAlgorithmError) Error() string {
-	return fmt.Sprintf("machine: unsupported to-device encryption algorithm %q", e.Algorithm)
-}
-
-// Is makes errors.Is(err, ErrToDeviceAlgorithm) true.
-func (e *ToDeviceAlgorithmError) Is(target error) bool { return target == ErrToDeviceAlgorithm }
 
 // SessionWedgedError reports an Olm message, not seen before, that no session
 // with its sender decrypts: the sessions are out of step (wedged), or the
@@ -180,7 +155,7 @@ func (b *toDeviceBatch) decryptOlm(ev *rawEvent) (*decryptedOlm, error) {
 		return nil, &MalformedToDeviceError{Field: "content", Err: err}
 	}
 	if c.Algorithm != OlmAlgorithm {
-		return nil, &ToDeviceAlgorithmError{Algorithm: c.Algorithm}
+		return nil, fmt.Errorf("%w: %.64q", ErrToDeviceAlgorithm, c.Algorithm)
 	}
 	senderCurve, err := olm.ParseCurve25519PublicKey(c.SenderKey)
 	if err != nil {

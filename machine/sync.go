@@ -134,7 +134,8 @@ func (m *Machine) ReceiveSyncChanges(ctx context.Context, changes SyncChanges) (
 // the result.
 func (b *toDeviceBatch) receive(raw json.RawMessage) (ToDeviceResult, error) {
 	if len(raw) > MaxEventSize {
-		return ToDeviceResult{Err: &ToDeviceTooLargeError{Size: len(raw), Max: MaxEventSize}}, nil
+		return ToDeviceResult{Err: &MalformedToDeviceError{Field: "size",
+			Err: fmt.Errorf("%d bytes, the limit is %d", len(raw), MaxEventSize)}}, nil
 	}
 	var ev rawEvent
 	if err := json.Unmarshal(raw, &ev); err != nil {
