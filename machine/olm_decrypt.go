@@ -147,8 +147,9 @@ type decryptedOlm struct {
 // decryptOlm decrypts an m.room.encrypted to-device event as the
 // specification orders it, checks the plaintext and stages the event's store
 // changes in the batch's transaction: the session (new or advanced, written
-// by flush), the one-time key a new session used up, and the message's hash. Nothing is
-// staged for an event that fails, except what unwedging records.
+// by flush), the one-time key a new session used up, and the message's
+// hash. Nothing is staged for an event that fails, except what unwedging
+// records.
 func (b *toDeviceBatch) decryptOlm(ev *rawEvent) (*decryptedOlm, error) {
 	var c olmContent
 	if err := json.Unmarshal(ev.Content, &c); err != nil {
