@@ -244,3 +244,39 @@ func FuzzReceiveToDevice(f *testing.F) {
 		}
 	})
 }
+
+// Invariant 6: a one-time key is used up in the transaction that stores the
+// session created from it, and only once a pre-key message decrypted and
+// passed its checks: a forged or refused pre-key message leaves it in place.
+func TestInvariant6OneTimeKeyUsedOnlyByACheckedPreKeyMessage(t *testing.T) {
+	clock := newStepClock()
+	alice := newTDPeer(t, "@alice:example.org", "ALICE", clock)
+	bob := newTDPeer(t, "@bob:example.org", "BOB", clock)
+	introducePeers(t, alice, bob)
+	olmConnect(t, alice, bob)
+	bobKey := bob.ids.Curve25519.String()
+	state := func() (otks, sessions int) {
+		bob.store.View(context.Background(), "state", func(tx *cryptostore.Tx) error {
+			rec, _ := tx.Account()
+			recs, _ := tx.OlmSessions(alice.ids.Curve25519.String())
+			otks, sessions = len(rec.Account.AllOneTimeKeys()), len(recs)
+			return nil
+		})
+		return otks, sessions
+	}
+	refused := sendPlaintext(t, alice, bob, olmPayload(alice, bob, func(p map[string]any) { p["recipient"] = "@eve:example.org" }))
+	pre := olmSend(t, alice, bob, "m.test", `{}`)
+	forged := editOlmBody(pre, bobKey, func(b []byte) []byte { b[len(b)-1] ^= 1; return b })
+	for _, ev := range []json.RawMessage{refused, forged} {
+		if r := bob.receive(t, ev)[0]; r.Err == nil {
+			t.Fatal("a bad pre-key message was accepted")
+		}
+		if otks, sessions := state(); otks != 1 || sessions != 0 {
+			t.Fatalf("after a refused pre-key message: %d one-time keys, %d sessions", otks, sessions)
+		}
+	}
+	wantDecrypted(t, bob.receive(t, pre)[0], alice, "m.test", `{}`)
+	if otks, sessions := state(); otks != 0 || sessions != 1 {
+		t.Fatalf("after the pre-key message: %d one-time keys, %d sessions", otks, sessions)
+	}
+}

@@ -297,8 +297,8 @@ func TestReceivePreKeyThenNormalMessages(t *testing.T) {
 	bob.store.View(context.Background(), "check", func(tx *cryptostore.Tx) error {
 		recs, _ := tx.OlmSessions(alice.ids.Curve25519.String())
 		rec, _ := tx.Account()
-		if len(recs) != 1 || len(rec.Account.OneTimeKeys()) != 0 {
-			t.Errorf("%d sessions, %d one-time keys left", len(recs), len(rec.Account.OneTimeKeys()))
+		if len(recs) != 1 || len(rec.Account.AllOneTimeKeys()) != 0 {
+			t.Errorf("%d sessions, %d one-time keys left", len(recs), len(rec.Account.AllOneTimeKeys()))
 		}
 		return nil
 	})
