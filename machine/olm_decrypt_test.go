@@ -280,3 +280,48 @@ func TestInvariant6OneTimeKeyUsedOnlyByACheckedPreKeyMessage(t *testing.T) {
 		t.Fatalf("after the pre-key message: %d one-time keys, %d sessions", otks, sessions)
 	}
 }
+
+// A pre-key message made from our fallback key creates its session and the
+// fallback key stays, for the next peer that finds no one-time key left.
+func TestPreKeyMessageFromFallbackKeyKeepsIt(t *testing.T) {
+	clock := newStepClock()
+	alice := newTDPeer(t, "@alice:example.org", "ALICE", clock)
+	bob := newTDPeer(t, "@bob:example.org", "BOB", clock)
+	introducePeers(t, alice, bob)
+	var fallback olm.Curve25519PublicKey
+	bob.update(t, func(tx *cryptostore.Tx) error {
+		rec, err := tx.Account()
+		if err != nil {
+			return err
+		}
+		if err := rec.Account.GenerateFallbackKey(bob.rand); err != nil {
+			return err
+		}
+		k, _ := rec.Account.FallbackKey()
+		fallback = k.Key
+		return tx.PutAccount(rec)
+	})
+	for i := range 2 { // two sessions from the same fallback key
+		alice.update(t, func(tx *cryptostore.Tx) error {
+			rec, err := tx.Account()
+			if err != nil {
+				return err
+			}
+			s, err := rec.Account.NewOutboundSession(alice.rand, bob.ids.Curve25519, fallback)
+			if err != nil {
+				return err
+			}
+			now := alice.now()
+			return tx.PutOlmSession(&cryptostore.OlmSessionRecord{SenderKey: bob.ids.Curve25519.String(), Session: s, CreatedAt: now, LastUsedAt: now})
+		})
+		wantDecrypted(t, bob.receive(t, olmSend(t, alice, bob, "m.test", `{}`))[0], alice, "m.test", `{}`)
+		bob.store.View(context.Background(), "check", func(tx *cryptostore.Tx) error {
+			rec, _ := tx.Account()
+			recs, _ := tx.OlmSessions(alice.ids.Curve25519.String())
+			if k, ok := rec.Account.FallbackKey(); !ok || k.Key != fallback || len(recs) != i+1 {
+				t.Errorf("session %d: fallback key kept %t, %d sessions", i, ok && k.Key == fallback, len(recs))
+			}
+			return nil
+		})
+	}
+}
