@@ -38,9 +38,10 @@ func (t *Tx) AddOutgoingRequest(r *OutgoingRequest) error {
 	return err
 }
 
-// OutgoingRequests lists pending requests, oldest first.
+// OutgoingRequests lists pending requests, oldest first (in the order they
+// were added).
 func (t *Tx) OutgoingRequests() ([]*OutgoingRequest, error) {
-	rows, err := t.tx.Query(`SELECT id, type, body, created_at FROM outgoing_requests ORDER BY created_at, id`)
+	rows, err := t.tx.Query(`SELECT id, type, body, created_at FROM outgoing_requests ORDER BY created_at, rowid`)
 	if err != nil {
 		return nil, err
 	}
