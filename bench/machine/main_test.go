@@ -202,15 +202,18 @@ type side struct {
 }
 
 // interleave runs blocks of every side in turn, so that all see the same load
-// on a busy machine, reports each side's time per operation as
+// on a busy machine (each round starting with the next side), reports each side's time per operation as
 // "<name>-ns/op" and returns them in order.
 func interleave(b *testing.B, sides ...side) []float64 {
 	total := make([]time.Duration, len(sides))
 	rounds := 0
 	for b.Loop() {
-		for i, s := range sides {
+		// Each round starts with the next side, so that no side always
+		// runs right after the same other one.
+		for k := range sides {
+			i := (rounds + k) % len(sides)
 			for range block {
-				total[i] += s.op(b)
+				total[i] += sides[i].op(b)
 			}
 		}
 		rounds++
