@@ -102,7 +102,9 @@ func (e *ShareIncompleteError) Is(target error) bool {
 
 // ShareRoomKey makes sure every known device of users (this device aside)
 // has the room's current Megolm session, and returns the /sendToDevice
-// requests that carry it, as m.room_key events encrypted with Olm.
+// requests that carry it, as m.room_key events encrypted with Olm. users is
+// the room's whole membership that may read new messages, each time: a user
+// left out is taken to have left.
 //
 // The room's outbound session is created on first use, and replaced by a new
 // one when it is older than settings.RotationPeriod, has encrypted
