@@ -1,11 +1,12 @@
 package machine
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 
 	"github.com/xolm/xolm/cryptostore"
-	"github.com/xolm/xolm/internal/b64"
 )
 
 // RequestType says which endpoint a [Request] is for.
@@ -57,13 +58,15 @@ func loadRequest(o *cryptostore.OutgoingRequest) (*Request, error) {
 	return &Request{ID: o.ID, Type: RequestType(o.Type), EventType: s.EventType, Body: s.Body}, nil
 }
 
-// newRequestID returns a fresh random request (and transaction) ID.
+// newRequestID returns a fresh random request (and transaction) ID. It is
+// URL-safe: a to-device request's ID is its transaction ID, a path segment of
+// PUT /sendToDevice/{eventType}/{txnId}.
 func (m *Machine) newRequestID() (string, error) {
 	var b [16]byte
-	if _, err := m.rand.Read(b[:]); err != nil {
+	if _, err := io.ReadFull(m.rand, b[:]); err != nil {
 		return "", fmt.Errorf("machine: request id: %w", err)
 	}
-	return b64.Encode(b[:]), nil
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
 // toDeviceMessages is the body of a /sendToDevice request: user → device →

@@ -183,7 +183,7 @@ func TestDecryptRoomEventBadInput(t *testing.T) {
 	// A session known only from index 1 (exported after the first message).
 	late := newRoomPeer(t, "@bob:example.org", "BOB")
 	late.update(t, func(tx *cryptostore.Tx) error {
-		rec, err := tx.InboundGroupSession(testRoom, sessionID)
+		_, err := tx.InboundGroupSession(testRoom, sessionID)
 		if !errors.Is(err, cryptostore.ErrNotFound) {
 			return fmt.Errorf("fresh store has the session: %v", err)
 		}
@@ -200,7 +200,7 @@ func TestDecryptRoomEventBadInput(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		rec = &cryptostore.InboundGroupSessionRecord{RoomID: testRoom, SenderKey: src.SenderKey, SigningKey: src.SigningKey, Session: in, Forwarded: true}
+		rec := &cryptostore.InboundGroupSessionRecord{RoomID: testRoom, SenderKey: src.SenderKey, SigningKey: src.SigningKey, Session: in, Forwarded: true}
 		_, err = tx.PutInboundGroupSession(rec)
 		return err
 	})
