@@ -88,19 +88,18 @@ func (t *Tx) PutAccount(rec *AccountRecord) error {
 	}
 	ik := rec.Account.IdentityKeys()
 	blob := rec.Account.PickleWithoutOneTimeKeys(&t.s.key, rowAD(tableAccount, "1"))
-	_, err := t.tx.Exec(`INSERT INTO account (id, user_id, device_id, curve25519, ed25519, shared, blob)
+	res, err := t.tx.Exec(`INSERT INTO account (id, user_id, device_id, curve25519, ed25519, shared, blob)
 		VALUES (1, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET shared = excluded.shared, blob = excluded.blob
-		WHERE user_id = excluded.user_id AND device_id = excluded.device_id AND curve25519 = excluded.curve25519`,
+		WHERE user_id = excluded.user_id AND device_id = excluded.device_id
+			AND curve25519 = excluded.curve25519 AND ed25519 = excluded.ed25519`,
 		rec.UserID, rec.DeviceID, ik.Curve25519.String(), ik.Ed25519.String(), rec.Shared, blob)
 	if err != nil {
 		return fmt.Errorf("cryptostore: put account: %w", err)
 	}
-	var stored string
-	if err := t.tx.QueryRow(`SELECT curve25519 FROM account WHERE id = 1`).Scan(&stored); err != nil {
-		return err
-	}
-	if stored != ik.Curve25519.String() {
-		return fmt.Errorf("cryptostore: put account: the store belongs to another account (%s)", stored)
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		// The row exists and names another user, device or identity: writing
+		// one-time keys or a key counter for it would corrupt it.
+		return fmt.Errorf("%w: %s %s %s", ErrAccountMismatch, rec.UserID, rec.DeviceID, ik.Curve25519)
 	}
 	if err := t.syncOneTimeKeys(rec.Account); err != nil {
 		return err

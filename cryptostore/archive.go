@@ -12,7 +12,7 @@ import (
 // are erased instead: with secure_delete their bytes are overwritten.
 
 func (t *Tx) archiveOlmSession(sessionID string) error {
-	if _, err := t.tx.Exec(`INSERT OR REPLACE INTO archived_olm_sessions
+	if _, err := t.tx.Exec(`INSERT INTO archived_olm_sessions
 		(session_id, sender_key, created_at, last_used_at, blob, archived_at)
 		SELECT session_id, sender_key, created_at, last_used_at, blob, ? FROM olm_sessions WHERE session_id = ?`,
 		t.s.nowMillis(), sessionID); err != nil {
@@ -43,25 +43,26 @@ func (t *Tx) RestoreOlmSession(sessionID string) (bool, error) {
 	if err := t.checkWrite(); err != nil {
 		return false, err
 	}
+	// The most recently archived copy.
 	var senderKey string
-	if err := t.tx.QueryRow(`SELECT sender_key FROM archived_olm_sessions WHERE session_id = ?`,
-		sessionID).Scan(&senderKey); err != nil {
+	var archived int64
+	if err := t.tx.QueryRow(`SELECT rowid, sender_key FROM archived_olm_sessions WHERE session_id = ?
+		ORDER BY rowid DESC LIMIT 1`, sessionID).Scan(&archived, &senderKey); err != nil {
 		return false, noRows(err)
 	}
 	res, err := t.tx.Exec(`INSERT INTO olm_sessions (session_id, sender_key, created_at, last_used_at, blob)
-		SELECT session_id, sender_key, created_at, last_used_at, blob FROM archived_olm_sessions WHERE session_id = ?
+		SELECT session_id, sender_key, created_at, last_used_at, blob FROM archived_olm_sessions WHERE rowid = ?
 		ON CONFLICT (session_id) DO UPDATE SET last_used_at = excluded.last_used_at, blob = excluded.blob
-		WHERE excluded.last_used_at > olm_sessions.last_used_at`, sessionID)
+		WHERE excluded.last_used_at > olm_sessions.last_used_at`, archived)
 	if err != nil {
 		return false, fmt.Errorf("cryptostore: restore olm session: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return false, nil
 	}
-	if _, err := t.tx.Exec(`DELETE FROM archived_olm_sessions WHERE session_id = ?`, sessionID); err != nil {
+	if _, err := t.tx.Exec(`DELETE FROM archived_olm_sessions WHERE rowid = ?`, archived); err != nil {
 		return false, err
 	}
-	t.wrote(tableOlmSessions, senderKey)
 	t.afterCommit(func() { t.s.cache.olmSessions.remove(senderKey) })
 	return true, nil
 }
@@ -78,7 +79,7 @@ func (t *Tx) RestoreInboundGroupSession(roomID, sessionID string) (bool, error) 
 	var blob []byte
 	var imported, archivedAt int64
 	err := t.tx.QueryRow(`SELECT sender_key, signing_key, forwarded, shared_history, imported_at, blob, archived_at
-		FROM archived_inbound_group_sessions WHERE room_id = ? AND session_id = ? ORDER BY archived_at DESC LIMIT 1`,
+		FROM archived_inbound_group_sessions WHERE room_id = ? AND session_id = ? ORDER BY rowid DESC LIMIT 1`,
 		roomID, sessionID).Scan(&arch.SenderKey, &arch.SigningKey, &arch.Forwarded, &arch.SharedHistory, &imported, &blob, &archivedAt)
 	if err != nil {
 		return false, noRows(err)

@@ -70,19 +70,55 @@ func (c *cache) observe(generation uint64, changed bool) (invalidated bool) {
 }
 
 // begin returns the generation entries must carry and the publication
-// sequence a reader must see unchanged to put what it reads.
+// sequence, for a write transaction (which holds the lease and the writer,
+// so nothing is published while it runs).
 func (c *cache) begin() (gen, seq uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.generation, c.writeSeq
 }
 
-// putIfCurrent runs put, which fills entries from a read snapshot, only if
-// nothing was published or invalidated since the snapshot's seq.
-func (c *cache) putIfCurrent(seq uint64, put func()) {
+// sequence returns the publication sequence. A read transaction samples it
+// before the statement that fixes its snapshot.
+func (c *cache) sequence() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.writeSeq == seq && !c.disabled {
+	return c.writeSeq
+}
+
+// noPuts is a sequence no cache reaches: a reader given it puts nothing.
+const noPuts = ^uint64(0)
+
+// observeView is observe for a read transaction whose snapshot was fixed
+// after it sampled seq0 and saw the lease at generation. It returns the
+// generation the reader's entries carry and the sequence its puts must find
+// unchanged: noPuts if anything was published or invalidated since seq0,
+// because the snapshot may then be older than the cache.
+func (c *cache) observeView(seq0, generation uint64, changed bool) (gen, seq uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	stale := c.writeSeq != seq0
+	switch {
+	case c.valid && c.insecureSkipInvalidation:
+		return c.generation, c.writeSeq
+	case c.valid && !changed && c.generation == generation:
+	default:
+		c.generation, c.valid = generation, true
+		c.invalidateLocked()
+	}
+	if stale {
+		return generation, noPuts
+	}
+	return generation, c.writeSeq
+}
+
+// putIfCurrent runs put, which fills entries from a read snapshot, only if
+// nothing was published or invalidated since the snapshot's seq and the
+// cache is still at the snapshot's generation.
+func (c *cache) putIfCurrent(seq, gen uint64, put func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.writeSeq == seq && c.generation == gen && !c.disabled {
 		put()
 	}
 }

@@ -49,7 +49,7 @@ func (t *Tx) RemoveDevice(userID, deviceID string) error {
 }
 
 func (t *Tx) archiveDevice(userID, deviceID string) error {
-	if _, err := t.tx.Exec(`INSERT OR REPLACE INTO archived_devices
+	if _, err := t.tx.Exec(`INSERT INTO archived_devices
 		(user_id, device_id, curve25519, ed25519, keys_json, updated_at, archived_at)
 		SELECT user_id, device_id, curve25519, ed25519, keys_json, updated_at, ? FROM devices
 		WHERE user_id = ? AND device_id = ?`, t.s.nowMillis(), userID, deviceID); err != nil {

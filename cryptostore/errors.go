@@ -13,6 +13,10 @@ var ErrNotStore = errors.New("cryptostore: not an xolm store")
 // itself: a missing or read-only directory, a file that cannot be read.
 var ErrOpen = errors.New("cryptostore: cannot open the store file")
 
+// ErrAccountMismatch is returned by PutAccount for an account other than the
+// one the store holds (another user, device or identity key).
+var ErrAccountMismatch = errors.New("cryptostore: the store belongs to another account")
+
 // ErrNotFound is returned by lookups of a row that does not exist.
 var ErrNotFound = errors.New("cryptostore: not found")
 

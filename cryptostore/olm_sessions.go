@@ -146,7 +146,9 @@ func (c *cache) publishOlmSession(rec *OlmSessionRecord, pruned []string, gen ui
 		return
 	}
 	next := make([]*OlmSessionRecord, 0, len(recs)+1)
-	next = append(next, rec)
+	if !slices.Contains(pruned, rec.Session.ID()) { // it may be older than the ones kept
+		next = append(next, rec)
+	}
 	for _, r := range recs {
 		if r.Session.ID() != rec.Session.ID() && !slices.Contains(pruned, r.Session.ID()) {
 			next = append(next, r)

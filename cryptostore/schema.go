@@ -119,15 +119,18 @@ var migrations = []migration{
 			created_at INTEGER NOT NULL
 		)`,
 		// Archives: durable state moved aside with a timestamp, never deleted.
+		// Every archiving adds a row (rowid order is archive order), so two
+		// copies archived in the same millisecond both survive.
 		// Spent secrets (used one-time keys, message keys) are erased, not archived.
 		`CREATE TABLE archived_olm_sessions (
-			session_id TEXT PRIMARY KEY,
+			session_id TEXT NOT NULL,
 			sender_key TEXT NOT NULL,
 			created_at INTEGER NOT NULL,
 			last_used_at INTEGER NOT NULL,
 			blob BLOB NOT NULL,
 			archived_at INTEGER NOT NULL
 		)`,
+		`CREATE INDEX archived_olm_sessions_by_id ON archived_olm_sessions (session_id)`,
 		`CREATE TABLE archived_inbound_group_sessions (
 			room_id TEXT NOT NULL,
 			session_id TEXT NOT NULL,
@@ -138,9 +141,9 @@ var migrations = []migration{
 			shared_history INTEGER NOT NULL DEFAULT 0,
 			imported_at INTEGER NOT NULL,
 			blob BLOB NOT NULL,
-			archived_at INTEGER NOT NULL,
-			PRIMARY KEY (room_id, session_id, archived_at)
-		) WITHOUT ROWID`,
+			archived_at INTEGER NOT NULL
+		)`,
+		`CREATE INDEX archived_inbound_group_sessions_by_id ON archived_inbound_group_sessions (room_id, session_id)`,
 		`CREATE TABLE archived_devices (
 			user_id TEXT NOT NULL,
 			device_id TEXT NOT NULL,
@@ -148,9 +151,9 @@ var migrations = []migration{
 			ed25519 TEXT NOT NULL,
 			keys_json BLOB NOT NULL,
 			updated_at INTEGER NOT NULL,
-			archived_at INTEGER NOT NULL,
-			PRIMARY KEY (user_id, device_id, archived_at)
-		) WITHOUT ROWID`,
+			archived_at INTEGER NOT NULL
+		)`,
+		`CREATE INDEX archived_devices_by_id ON archived_devices (user_id, device_id)`,
 	}},
 	{2, "server key counts", []string{
 		// What the homeserver last reported about this device's published

@@ -262,14 +262,22 @@ func (s *Store) run(ctx context.Context, why string, write bool, dur Durability,
 	}
 	if !write {
 		return s.db.Read(ctx, why, func(sqlTx *sqlitedb.Tx) error {
-			var gen int64
-			var changed bool
-			if !s.cache.disabled { // without a cache there is nothing to check the generation for
-				if gen, changed, err = s.proc.Observe(sqlTx); err != nil {
-					return err
-				}
+			t.tx = sqlTx
+			if s.cache.disabled { // without a cache there is nothing to check the generation for
+				return fn(t)
 			}
-			begin(sqlTx, gen, changed)
+			// Sample the publication sequence before Observe's read fixes the
+			// snapshot: a commit published in between makes this snapshot
+			// older than the cache, and then nothing read here is put.
+			seq0 := s.cache.sequence()
+			gen, changed, err := s.proc.Observe(sqlTx)
+			if err != nil {
+				return err
+			}
+			if testHookViewSnapshot != nil {
+				testHookViewSnapshot()
+			}
+			t.gen, t.seq = s.cache.observeView(seq0, uint64(gen), changed)
 			return fn(t)
 		})
 	}
@@ -293,6 +301,10 @@ func (s *Store) run(ctx context.Context, why string, write bool, dur Durability,
 // transaction: tests use it to move the lease on behind a writer's back, as
 // a process frozen at that point would experience.
 var testHookBeforeWrite func()
+
+// testHookViewSnapshot runs in a read transaction right after its snapshot
+// is pinned: tests commit from another goroutine there.
+var testHookViewSnapshot func()
 
 // nowMillis returns the store clock in Unix milliseconds.
 func (s *Store) nowMillis() int64 { return s.now().UnixMilli() }

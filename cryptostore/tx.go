@@ -67,7 +67,7 @@ func (t *Tx) cacheRead(put func()) {
 		t.onCommit = append(t.onCommit, put)
 		return
 	}
-	t.s.cache.putIfCurrent(t.seq, put)
+	t.s.cache.putIfCurrent(t.seq, t.gen, put)
 }
 
 func (t *Tx) checkWrite() error {

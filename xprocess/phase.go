@@ -129,7 +129,13 @@ func (p *Process) SetPhase(ctx context.Context, to Phase) error {
 	from, suspended := p.phase, p.suspended
 	switch {
 	case to == Suspended && suspended:
+		retry := p.suspendHooksFailed
 		p.mu.Unlock()
+		if retry {
+			// A suspension whose hooks failed (its context ran out while
+			// the store closed its files) is not done: run them again.
+			return p.runSuspendHooks(ctx)
+		}
 		return nil
 	case to == Suspended:
 		if from != Suspended {
@@ -139,9 +145,13 @@ func (p *Process) SetPhase(ctx context.Context, to Phase) error {
 		drained := p.drainedLocked()
 		p.mu.Unlock()
 		select {
-		case <-drained:
-		case <-ctx.Done():
-			return fmt.Errorf("xprocess: suspend: waiting for operations: %w", context.Cause(ctx))
+		case <-drained: // checked first: a done ctx must not win over drained operations
+		default:
+			select {
+			case <-drained:
+			case <-ctx.Done():
+				return fmt.Errorf("xprocess: suspend: waiting for operations: %w", context.Cause(ctx))
+			}
 		}
 		return p.suspend(ctx)
 	case suspended:
@@ -181,7 +191,6 @@ func (p *Process) suspend(ctx context.Context) error {
 	p.suspended = true
 	alive := p.alive
 	p.alive = nil
-	hooks := p.onSuspend
 	p.mu.Unlock()
 	var err error
 	if t != nil {
@@ -189,14 +198,28 @@ func (p *Process) suspend(ctx context.Context) error {
 	}
 	<-p.rowSem
 	err = errors.Join(err, markGone(alive))
-	for _, hook := range hooks {
-		err = errors.Join(err, hook(ctx))
-	}
+	err = errors.Join(err, p.runSuspendHooks(ctx))
 	p.log.Info().Msg("phase changed to suspended")
 	if err != nil {
 		return fmt.Errorf("xprocess: suspend: %w", err)
 	}
 	return nil
+}
+
+// runSuspendHooks runs the OnSuspend hooks and records whether any failed,
+// so that SetPhase(Suspended) again retries them.
+func (p *Process) runSuspendHooks(ctx context.Context) error {
+	p.mu.Lock()
+	hooks := p.onSuspend
+	p.mu.Unlock()
+	var err error
+	for _, hook := range hooks {
+		err = errors.Join(err, hook(ctx))
+	}
+	p.mu.Lock()
+	p.suspendHooksFailed = err != nil
+	p.mu.Unlock()
+	return err
 }
 
 // resume undoes suspend and enters phase to.
@@ -216,6 +239,7 @@ func (p *Process) resume(ctx context.Context, to Phase) error {
 	p.mu.Lock()
 	p.alive = alive
 	p.suspended = false
+	p.suspendHooksFailed = false
 	p.phase = to
 	p.suspending = make(chan struct{})
 	p.mu.Unlock()

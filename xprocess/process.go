@@ -68,20 +68,22 @@ type Process struct {
 	rowSem   chan struct{} // serializes our writes that change who holds the row: attempts and release
 	phaseSem chan struct{} // one SetPhase at a time
 
-	mu         sync.Mutex
-	cur        *tenure                           // guarded by mu: the current holding, nil if none
-	seen       seen                              // guarded by mu
-	closed     bool                              // guarded by mu
-	alive      *flock.File                       // guarded by mu: liveness lock; nil while suspended
-	phase      Phase                             // guarded by mu
-	suspended  bool                              // guarded by mu: lease released for suspension
-	suspending chan struct{}                     // guarded by mu: closed when suspension begins
-	inflight   int                               // guarded by mu: operations between Enter and exit
-	drained    chan struct{}                     // guarded by mu: closed when inflight reaches 0
-	onSuspend  []func(ctx context.Context) error // guarded by mu
-	onResume   []func(ctx context.Context) error // guarded by mu
-	yieldSkip  int                               // guarded by mu: acquisitions left that do not yield, after a waiter let a yield time out
-	yieldBack  int                               // guarded by mu: the next yieldSkip, doubling per timeout until another holder shows up
+	mu        sync.Mutex
+	cur       *tenure     // guarded by mu: the current holding, nil if none
+	seen      seen        // guarded by mu
+	closed    bool        // guarded by mu
+	alive     *flock.File // guarded by mu: liveness lock; nil while suspended
+	phase     Phase       // guarded by mu
+	suspended bool        // guarded by mu: lease released for suspension
+	// guarded by mu: an OnSuspend hook failed; SetPhase(Suspended) retries them
+	suspendHooksFailed bool
+	suspending         chan struct{}                     // guarded by mu: closed when suspension begins
+	inflight           int                               // guarded by mu: operations between Enter and exit
+	drained            chan struct{}                     // guarded by mu: closed when inflight reaches 0
+	onSuspend          []func(ctx context.Context) error // guarded by mu
+	onResume           []func(ctx context.Context) error // guarded by mu
+	yieldSkip          int                               // guarded by mu: acquisitions left that do not yield, after a waiter let a yield time out
+	yieldBack          int                               // guarded by mu: the next yieldSkip, doubling per timeout until another holder shows up
 }
 
 // seen is the (generation, data stamp) this process saw after its own last

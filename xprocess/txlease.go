@@ -78,9 +78,16 @@ func (p *Process) writeScoped(ctx context.Context, why string, dur sqlitedb.Dura
 	p.mu.Lock()
 	err := p.usableLocked()
 	prev := p.seen
+	// A live tenure of ours (one whose renewal is late, or one an Acquire
+	// started since Write looked) must not have its row released at the end
+	// of this transaction: join it through Acquire instead.
+	held := p.cur != nil && !p.cur.lost
 	p.mu.Unlock()
 	if err != nil {
 		return err
+	}
+	if held {
+		return errTxBusy
 	}
 	// Hold the turnstile for the transaction, as a tenure does: if another
 	// process holds the lease, or is taking it in a transaction of its own,

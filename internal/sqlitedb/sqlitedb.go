@@ -159,9 +159,13 @@ func (d *DB) openPools(ctx context.Context) error {
 // ErrSuspended. Suspending twice is a no-op.
 func (d *DB) Suspend(ctx context.Context) error {
 	select {
-	case d.writeSem <- struct{}{}: // no write in flight
-	case <-ctx.Done():
-		return ctx.Err()
+	case d.writeSem <- struct{}{}: // no write in flight; taken first, before a done ctx can win
+	default:
+		select {
+		case d.writeSem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	defer func() { <-d.writeSem }()
 	d.poolMu.Lock() // no read in flight
