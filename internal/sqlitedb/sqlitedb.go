@@ -247,6 +247,9 @@ func (d *DB) WriteThen(ctx context.Context, why string, dur Durability, fn func(
 	if err := fn(t); err != nil {
 		return err
 	}
+	if t.failed != nil {
+		return fmt.Errorf("sqlitedb: %s: a statement failed, not committing: %w", why, t.failed)
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlitedb: %s: commit: %w", why, err)
 	}

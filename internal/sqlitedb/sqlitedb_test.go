@@ -187,3 +187,27 @@ func TestStatementsAreCachedAfterFirstUse(t *testing.T) {
 		}
 	}
 }
+
+// A write transaction whose statement failed never commits, even when the
+// function carries on and returns nil.
+func TestFailedStatementNeverCommits(t *testing.T) {
+	ctx := context.Background()
+	db := open(t)
+	db.Write(ctx, "create", Normal, func(tx *Tx) error {
+		_, err := tx.Exec("CREATE TABLE t(k INTEGER PRIMARY KEY)")
+		return err
+	})
+	err := db.Write(ctx, "ignores an error", Normal, func(tx *Tx) error {
+		tx.Exec("INSERT INTO t VALUES (1)")
+		tx.Exec("INSERT INTO t VALUES (1)") // constraint violation, ignored by the caller
+		return nil
+	})
+	if err == nil {
+		t.Fatal("committed a transaction with a failed statement")
+	}
+	var n int
+	db.Read(ctx, "count", func(tx *Tx) error { return tx.QueryRow("SELECT count(*) FROM t").Scan(&n) })
+	if n != 0 {
+		t.Fatalf("%d rows from a transaction that should not have committed", n)
+	}
+}

@@ -81,6 +81,18 @@ type Tx struct {
 	ctx    context.Context
 	cache  *stmtCache
 	missed []string // queries to prepare after the transaction
+	// failed is the first error of an Exec or Query. A write transaction
+	// with a failed statement never commits, even if the caller went on as
+	// if it had not failed: a step is all or nothing.
+	failed error
+}
+
+// record keeps the first statement error.
+func (t *Tx) record(err error) error {
+	if err != nil && t.failed == nil {
+		t.failed = err
+	}
+	return err
 }
 
 func (t *Tx) stmt(query string) (*sql.Stmt, error) {
@@ -98,10 +110,13 @@ func (t *Tx) Exec(query string, args ...any) (sql.Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	var res sql.Result
 	if st == nil {
-		return t.tx.ExecContext(t.ctx, query, args...)
+		res, err = t.tx.ExecContext(t.ctx, query, args...)
+	} else {
+		res, err = st.ExecContext(t.ctx, args...)
 	}
-	return st.ExecContext(t.ctx, args...)
+	return res, t.record(err)
 }
 
 // Query runs a statement that returns rows.
@@ -110,10 +125,13 @@ func (t *Tx) Query(query string, args ...any) (*sql.Rows, error) {
 	if err != nil {
 		return nil, err
 	}
+	var rows *sql.Rows
 	if st == nil {
-		return t.tx.QueryContext(t.ctx, query, args...)
+		rows, err = t.tx.QueryContext(t.ctx, query, args...)
+	} else {
+		rows, err = st.QueryContext(t.ctx, args...)
 	}
-	return st.QueryContext(t.ctx, args...)
+	return rows, t.record(err)
 }
 
 // QueryRow runs a statement that returns at most one row; errors surface
