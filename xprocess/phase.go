@@ -197,6 +197,7 @@ func (p *Process) suspend(ctx context.Context) error {
 		err = p.finish(t, ErrSuspended)
 	}
 	<-p.rowSem
+	p.gate.closeFiles()
 	err = errors.Join(err, markGone(alive))
 	err = errors.Join(err, p.runSuspendHooks(ctx))
 	p.log.Info().Msg("phase changed to suspended")

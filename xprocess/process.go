@@ -301,5 +301,6 @@ func (p *Process) Close() error {
 	alive := p.alive
 	p.alive = nil
 	p.mu.Unlock()
+	p.gate.closeFiles()
 	return errors.Join(err, markGone(alive))
 }

@@ -100,6 +100,13 @@ const renewSQL = `UPDATE xprocess_lease SET expires_at = ? WHERE name = ? AND ho
 // holder re-acquiring with nobody in between keeps the generation.
 const releaseSQL = `UPDATE xprocess_lease SET expires_at = 0 WHERE name = ? AND holder = ? AND generation = ?`
 
+// fenceReleaseSQL ends a transaction-scoped hold: it fences (the row must
+// still name this holder and generation), bumps the data stamp and releases
+// the lease, keeping the holder's name as releaseSQL does.
+const fenceReleaseSQL = `UPDATE xprocess_lease SET data_stamp = data_stamp + 1, expires_at = 0
+WHERE name = ? AND holder = ? AND generation = ?
+RETURNING data_stamp`
+
 // fenceSQL is invariant 3 in one statement: it finds the row only while it
 // still names this holder and generation, and bumps the data stamp.
 const fenceSQL = `UPDATE xprocess_lease SET data_stamp = data_stamp + 1

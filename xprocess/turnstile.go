@@ -28,6 +28,17 @@ type turnstile struct {
 	mu      sync.Mutex
 	blocked chan struct{} // guarded by mu: closed when the blocked goroutine gets the lock; nil if none
 	owner   *gateHold     // guarded by mu: the holding that wants the lock kept, if any
+
+	// Files opened once and kept, so that the hot path (a transaction-scoped
+	// write) costs a lock and an unlock rather than an open and a close each
+	// time. Scoped holds are serialized by the process's rowSem and never
+	// adopted by a tenure, so one file serves them all; the probe only ever
+	// holds its lock for an instant. Both are closed on suspension and Close
+	// (a suspended process keeps no files of the store open) and reopened
+	// on demand.
+	filesMu sync.Mutex
+	scoped  *flock.File // guarded by filesMu
+	probe   *flock.File // guarded by filesMu
 }
 
 // gateHold is one holding's claim on the turnstile lock.
@@ -79,13 +90,57 @@ func (g *turnstile) othersWaiting() bool {
 	if g.waiters == "" {
 		return false
 	}
-	f, err := flock.Open(g.waiters)
-	if err != nil {
-		return false
+	g.filesMu.Lock()
+	defer g.filesMu.Unlock()
+	if g.probe == nil {
+		f, err := flock.Open(g.waiters)
+		if err != nil {
+			return false
+		}
+		g.probe = f
 	}
-	defer f.Close()
-	ok, err := f.TryLock()
+	ok, err := g.probe.TryLock()
+	if ok {
+		g.probe.Unlock()
+	}
 	return err == nil && !ok
+}
+
+// tryHoldScoped takes the turnstile lock for one transaction-scoped write if
+// it is free at once, through the kept scoped file, and returns the function
+// that lets go; ok is false if the lock is taken. Where flock is unsupported
+// or the file cannot be opened it succeeds and holds nothing (waiters poll).
+// The caller holds the process's rowSem.
+func (g *turnstile) tryHoldScoped() (release func(), ok bool) {
+	if g.path == "" {
+		return func() {}, true
+	}
+	g.filesMu.Lock()
+	defer g.filesMu.Unlock()
+	if g.scoped == nil {
+		f, err := flock.Open(g.path)
+		if err != nil {
+			return func() {}, true
+		}
+		g.scoped = f
+	}
+	f := g.scoped
+	if locked, _ := f.TryLock(); !locked {
+		return nil, false
+	}
+	return func() { f.Unlock() }, true
+}
+
+// closeFiles closes the kept files; they are reopened on demand.
+func (g *turnstile) closeFiles() {
+	g.filesMu.Lock()
+	defer g.filesMu.Unlock()
+	for _, f := range []**flock.File{&g.scoped, &g.probe} {
+		if *f != nil {
+			(*f).Close()
+			*f = nil
+		}
+	}
 }
 
 // hold claims the turnstile lock for a new holding: at once if it is free,

@@ -93,11 +93,11 @@ func (p *Process) writeScoped(ctx context.Context, why string, dur sqlitedb.Dura
 	// process holds the lease, or is taking it in a transaction of its own,
 	// queue through Acquire rather than in SQLite's busy handler, which is
 	// no queue; and a waiter blocked on the turnstile is woken at the end.
-	gate := p.gate.tryHold()
-	if gate == nil {
+	release, ok := p.gate.tryHoldScoped()
+	if !ok {
 		return errTxBusy
 	}
-	defer gate.drop()
+	defer release()
 	dead := func(id string) bool { return holderDead(p.aliveDir, id) }
 	var now seen
 	err = p.db.WriteThen(ctx, why, dur, func(tx *sqlitedb.Tx) error {
@@ -108,16 +108,17 @@ func (p *Process) writeScoped(ctx context.Context, why string, dur sqlitedb.Dura
 		if !res.ok {
 			return errTxBusy
 		}
-		var stamp int64
-		if err := tx.QueryRow(fenceSQL, leaseName, p.id, res.generation).Scan(&stamp); err != nil {
-			return fmt.Errorf("xprocess: fence: %w", err)
-		}
 		taken := seen{gen: res.generation, stamp: res.dataStamp, any: true}
 		if err := fn(tx, res.generation, taken != prev); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(releaseSQL, leaseName, p.id, res.generation); err != nil {
-			return fmt.Errorf("xprocess: release: %w", err)
+		// Fence, bump the data stamp and release in one statement. The take
+		// above happened in this same transaction, which holds SQLite's
+		// write lock throughout, so the row still names us; checking holder
+		// and generation again costs nothing and keeps the fence explicit.
+		var stamp int64
+		if err := tx.QueryRow(fenceReleaseSQL, leaseName, p.id, res.generation).Scan(&stamp); err != nil {
+			return fmt.Errorf("xprocess: fence and release: %w", err)
 		}
 		now = seen{gen: res.generation, stamp: stamp, any: true}
 		if prev.any && prev.gen != res.generation {
