@@ -2,6 +2,7 @@
 //
 // Usage:
 //
+//	xolm demo [FLAGS]    run an app and a notification-extension process on one store
 //	xolm inspect STORE   print a store's schema version, lease state and row counts
 package main
 
@@ -19,7 +20,10 @@ type command struct {
 	run              func(ctx context.Context, stdout io.Writer, args []string) error
 }
 
+// A command without help is not listed in the usage text.
 var commands = []command{
+	{"demo", "[FLAGS]", "an app and a notification-extension process decrypting from a peer on one store, with a tally", runDemo},
+	{"demo-device", "FLAGS", "", runDemoDevice}, // one process of the demo
 	{"inspect", "STORE", "print a store's schema version, lease state and row counts (read-only, no key needed)", runInspect},
 }
 
@@ -49,6 +53,9 @@ func run(ctx context.Context, stdout, stderr io.Writer, args []string) int {
 	}
 	fmt.Fprintln(stderr, "usage: xolm COMMAND [ARGS]")
 	for _, c := range commands {
+		if c.help == "" {
+			continue
+		}
 		fmt.Fprintf(stderr, "  %-8s %-8s %s\n", c.name, c.args, c.help)
 	}
 	return 2
