@@ -1,14 +1,13 @@
 // Command helper is one process of the cross-process store tests: it opens a
 // store and runs the requests it reads from stdin, one JSON line each, each
 // in its own goroutine, printing replies and events on stdout (the protocol
-// is package storeproc's). It exits, closing the store, when stdin ends.
+// is package storeproc's, over package lineproc). It exits, closing the store,
+// when stdin ends.
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/xolm/xolm/cryptostore"
+	"github.com/xolm/xolm/internal/lineproc"
 	"github.com/xolm/xolm/olm"
 	"github.com/xolm/xolm/tests/storexp/storeproc"
 	"github.com/xolm/xolm/xprocess"
@@ -36,8 +36,7 @@ type helper struct {
 	key   [32]byte           // constant: the store key, which also opens the sessions tests send
 	path  string             // constant: the store file, symlinks resolved
 
-	outMu sync.Mutex    // serializes lines on stdout
-	out   *json.Encoder // guarded by outMu
+	out *lineproc.Output // constant
 
 	mu    sync.Mutex
 	holds map[int]chan struct{} // guarded by mu: OpHold requests waiting for OpFinish
@@ -58,7 +57,7 @@ func run() error {
 	skip := flag.Bool("insecure-skip-cache-invalidation", false, "open with InsecureSkipCacheInvalidation")
 	lease := flag.Duration("lease", 0, "lease duration (0: the default)")
 	flag.Parse()
-	h := &helper{out: json.NewEncoder(os.Stdout), holds: map[int]chan struct{}{}}
+	h := &helper{out: lineproc.NewOutput(os.Stdout), holds: map[int]chan struct{}{}}
 	k, err := hex.DecodeString(*keyHex)
 	if err != nil || len(k) != len(h.key) {
 		return fmt.Errorf("-key must be %d hex digits", 2*len(h.key))
@@ -77,23 +76,13 @@ func run() error {
 		return err
 	}
 	h.emit(storeproc.Reply{Event: "ready", OK: true, Holder: h.store.Process().Holder().String()})
-	var wg sync.WaitGroup
-	in := bufio.NewScanner(os.Stdin)
-	in.Buffer(nil, 1<<20)
-	for in.Scan() {
-		var req storeproc.Request
-		if err := json.Unmarshal(in.Bytes(), &req); err != nil {
-			h.emit(storeproc.Reply{ID: -1, Err: err.Error(), Kind: storeproc.KindOther})
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			h.emit(h.serve(req))
-		}()
-	}
+	wait, err := lineproc.Serve(os.Stdin, h.out, func(req storeproc.Request) { h.emit(h.serve(req)) })
 	h.finishAll()
-	wg.Wait()
+	wait()
+	if err != nil {
+		h.store.Close()
+		return err
+	}
 	return h.store.Close()
 }
 
@@ -165,9 +154,7 @@ func kind(err error) string {
 
 // emit prints one line.
 func (h *helper) emit(r storeproc.Reply) {
-	h.outMu.Lock()
-	defer h.outMu.Unlock()
-	if err := h.out.Encode(r); err != nil {
+	if err := h.out.Print(r); err != nil {
 		fmt.Fprintln(os.Stderr, "helper: stdout:", err)
 		os.Exit(1)
 	}

@@ -2,11 +2,11 @@
 // tests and their helper program, and the test side of it: build the helper,
 // start processes, send them requests one at a time and read their replies.
 //
-// Every line is one JSON object. A request names an operation and carries an
-// id; the helper runs each request in its own goroutine and answers with a
-// [Reply] carrying the same id, preceded by any [Reply] events (Event set)
-// the operation reports on the way, such as "inside" from within a
-// transaction. Because a test waits for each reply before sending the next
+// Every line is one JSON object, carried by package lineproc. A request names
+// an operation and carries an id; the helper runs each request in its own
+// goroutine and answers with a [Reply] carrying the same id, preceded by any
+// [Reply] events (Event set) the operation reports on the way, such as
+// "inside" from within a transaction. Because a test waits for each reply before sending the next
 // request to the same process, it drives every process step by step while
 // they all stay alive.
 package storeproc
@@ -81,6 +81,9 @@ type Request struct {
 	Target      int    `json:"target,omitempty"` // the OpHold that OpFinish releases
 	Phase       string `json:"phase,omitempty"`  // "active", "background" or "suspended"
 }
+
+// SetID numbers the request (lineproc.Request).
+func (r *Request) SetID(id int) { r.ID = id }
 
 // Reply is one line printed by a helper: an event on the way (Event set) or
 // the final answer to request ID. The first line a helper prints is the
