@@ -7,8 +7,7 @@ package storexp_test
 import (
 	"crypto/rand"
 	"database/sql"
-	"fmt"
-	"os"
+	"github.com/xolm/xolm/internal/gobuild"
 	"path/filepath"
 	"testing"
 	"time"
@@ -21,22 +20,7 @@ import (
 // helperBin is the helper program, built once for all tests.
 var helperBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "storexp")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	helperBin, err = storeproc.Build(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { gobuild.TestMain(m, "storexp", storeproc.Build, &helperBin) }
 
 // within bounds every wait for a helper; it catches a hung test and times
 // nothing.

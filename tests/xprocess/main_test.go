@@ -4,8 +4,7 @@ package xprocess_test
 
 import (
 	"context"
-	"fmt"
-	"os"
+	"github.com/xolm/xolm/internal/gobuild"
 	"path/filepath"
 	"testing"
 	"time"
@@ -17,22 +16,7 @@ import (
 // leaseproc is the helper binary, built once for all tests.
 var leaseproc string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "leaseproc")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	leaseproc, err = harness.Build(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { gobuild.TestMain(m, "leaseproc", harness.Build, &leaseproc) }
 
 // expectWithin bounds every wait for a helper's line; it catches a hung
 // test and times nothing.
