@@ -126,7 +126,7 @@ func benchColdStart(b *testing.B, bin string, fx *fixture, args, env []string) {
 	b.ReportMetric(bwall, "baseline-wall-ms")
 	b.ReportMetric(bhwm, "baseline-rss-MB")
 	b.ReportMetric(brss, "baseline-rusage-maxrss-MB")
-	for _, p := range []string{"open_store", "open_machine", "to_device", "room_event", "close"} {
+	for _, p := range []string{"open_store", "open_machine", "to_device", "room_event", "release_lease", "close"} {
 		b.ReportMetric(medianPhase(full, p), p+"-ms")
 	}
 	b.ReportMetric(wall/bwall, "x-baseline-wall")

@@ -52,7 +52,8 @@ type report struct {
 	VmHWMKiB      int64   `json:"vm_hwm_kib"`
 	WorkMS        float64 `json:"work_ms"`
 	// PhasesMS is the time of each step: open_store, open_machine,
-	// to_device, room_event, close.
+	// to_device, room_event, release_lease, close (the file: SQLite
+	// checkpoints the WAL as its last connection closes).
 	PhasesMS map[string]float64 `json:"phases_ms,omitempty"`
 }
 
@@ -134,6 +135,10 @@ func run(storePath, eventsPath, user, device string, baseline bool, cacheKiB int
 		return failed(fmt.Errorf("room event: %w", err))
 	}
 	ph.done("room_event")
+	if err := s.Process().Close(); err != nil {
+		return failed(err)
+	}
+	ph.done("release_lease")
 	if err := s.Close(); err != nil {
 		return failed(err)
 	}
