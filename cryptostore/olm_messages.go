@@ -2,20 +2,61 @@ package cryptostore
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/xolm/xolm/internal/wire"
 )
 
-// OlmMessageHash identifies a decrypted Olm message: SHA-256 over the
-// sender's key, the message type and the ciphertext.
+// OlmMessageHash identifies a decrypted Olm message. It is 32 bytes laid out
+// so that a sending chain's messages sit next to each other in the hash
+// table, whose rows are ordered by it: a batch of a chain's messages then
+// changes a few pages of the table instead of one page per message, which
+// is what a commit of random keys costs. In order:
+//
+//   - the first 4 bytes of the sender's key (as given, base64): the sender;
+//   - the first 4 bytes of the message's ratchet key (for a pre-key
+//     message, its inner message's): the sending chain;
+//   - the chain index, 4 bytes big-endian: the message's place in it;
+//   - the first 20 bytes of SHA-256 over the sender's key, the message type
+//     and the body: what identifies the message.
+//
+// A body that does not parse has zeros for ratchet key and chain index. The
+// grouping bytes are the sender's to choose and only place the row; two
+// messages share a hash only if their SHA-256 prefixes collide.
 func OlmMessageHash(senderKey string, msgType int, body []byte) [32]byte {
+	var sum [32]byte
+	copy(sum[:4], senderKey)
+	if ratchetKey, index, ok := olmChainPosition(msgType, body); ok {
+		copy(sum[4:8], ratchetKey)
+		binary.BigEndian.PutUint32(sum[8:12], index)
+	}
 	h := sha256.New()
 	h.Write([]byte(senderKey))
 	h.Write([]byte{0, byte(msgType), 0})
 	h.Write(body)
-	var sum [32]byte
-	h.Sum(sum[:0])
+	var digest [sha256.Size]byte
+	copy(sum[12:], h.Sum(digest[:0]))
 	return sum
+}
+
+// olmChainPosition returns the ratchet key and chain index of a normal
+// message, or of the normal message inside a pre-key message.
+func olmChainPosition(msgType int, body []byte) ([]byte, uint32, bool) {
+	if msgType == 0 {
+		pre, err := wire.DecodePreKeyMessage(body)
+		if err != nil {
+			return nil, 0, false
+		}
+		body = pre.Message
+	}
+	m, err := wire.DecodeOlmMessage(body)
+	if err != nil {
+		return nil, 0, false
+	}
+	return m.RatchetKey[:], m.ChainIndex, true
 }
 
 // SeenOlmMessage reports whether a message with this hash was decrypted
@@ -37,6 +78,102 @@ func (t *Tx) AddOlmMessage(hash [32]byte, senderKey string) error {
 		ON CONFLICT DO NOTHING`, hash[:], senderKey, t.s.nowMillis())
 	if err != nil {
 		return fmt.Errorf("cryptostore: add olm message hash: %w", err)
+	}
+	return nil
+}
+
+// OlmMessage is a decrypted message's hash and its sender's key, as
+// [Tx.AddOlmMessages] records them.
+type OlmMessage struct {
+	Hash      [32]byte
+	SenderKey string
+}
+
+// olmHashChunks are the numbers of hashes one statement of
+// [Tx.SeenOlmMessages] or [Tx.AddOlmMessages] takes, largest first: fixed,
+// so that each shape is one cached prepared statement. A batch is taken in
+// the largest chunks that fit; 100 (a sync response's to-device events, as
+// Synapse sends them) is one statement.
+var olmHashChunks = [...]int{100, 30, 10, 3, 1}
+
+// olmHashChunk returns how many of n remaining hashes the next statement
+// takes.
+func olmHashChunk(n int) int {
+	for _, c := range olmHashChunks {
+		if c <= n {
+			return c
+		}
+	}
+	return n
+}
+
+// seenOlmSQL and addOlmSQL hold the statements for each chunk size.
+var seenOlmSQL, addOlmSQL = olmHashStatements()
+
+func olmHashStatements() (seen, add map[int]string) {
+	seen, add = make(map[int]string), make(map[int]string)
+	for _, n := range olmHashChunks {
+		seen[n] = `SELECT hash FROM olm_message_hashes WHERE hash IN (?` + strings.Repeat(", ?", n-1) + `)`
+		add[n] = `INSERT INTO olm_message_hashes (hash, sender_key, received_at) VALUES (?, ?, ?)` +
+			strings.Repeat(", (?, ?, ?)", n-1) + ` ON CONFLICT DO NOTHING`
+	}
+	return seen, add
+}
+
+// SeenOlmMessages reports which of the hashes were decrypted before, as
+// [Tx.SeenOlmMessage] does for one, in one statement per 100 hashes (a few
+// for a number that is not a chunk size). The returned set holds the hashes
+// found.
+func (t *Tx) SeenOlmMessages(hashes [][32]byte) (map[[32]byte]bool, error) {
+	seen := make(map[[32]byte]bool)
+	for len(hashes) > 0 {
+		n := olmHashChunk(len(hashes))
+		args := make([]any, n)
+		for i := range args {
+			args[i] = hashes[i][:]
+		}
+		hashes = hashes[n:]
+		rows, err := t.tx.Query(seenOlmSQL[n], args...)
+		if err != nil {
+			return nil, fmt.Errorf("cryptostore: seen olm messages: %w", err)
+		}
+		for rows.Next() {
+			var h []byte
+			if err := rows.Scan(&h); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if len(h) == 32 { // as every argument is
+				seen[[32]byte(h)] = true
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return seen, nil
+}
+
+// AddOlmMessages records the hashes of decrypted messages, as
+// [Tx.AddOlmMessage] does for one, in one statement per 100 messages (a few
+// for a number that is not a chunk size); a hash already recorded is left as
+// it is.
+func (t *Tx) AddOlmMessages(msgs []OlmMessage) error {
+	if err := t.checkWrite(); err != nil {
+		return err
+	}
+	now := t.s.nowMillis()
+	for len(msgs) > 0 {
+		n := olmHashChunk(len(msgs))
+		args := make([]any, 0, 3*n)
+		for i := range n {
+			args = append(args, msgs[i].Hash[:], msgs[i].SenderKey, now)
+		}
+		msgs = msgs[n:]
+		if _, err := t.tx.Exec(addOlmSQL[n], args...); err != nil {
+			return fmt.Errorf("cryptostore: add olm message hashes: %w", err)
+		}
 	}
 	return nil
 }
