@@ -2,7 +2,6 @@ package machine
 
 import (
 	"cmp"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -97,6 +96,12 @@ type toDeviceBatch struct {
 	account *cryptostore.AccountRecord // loaded on first need
 	// devices caches DeviceByCurve25519 for the batch (nil: not known).
 	devices map[string]*cryptostore.Device
+	// seen holds the hashes of messages decrypted before: by the store
+	// when the batch began, and by the batch's own earlier events.
+	seen map[[32]byte]bool
+	// decrypted holds the hashes of the messages the batch decrypted, to be
+	// recorded by flush.
+	decrypted []cryptostore.OlmMessage
 }
 
 func newToDeviceBatch(m *Machine, tx *cryptostore.Tx) *toDeviceBatch {
@@ -104,10 +109,15 @@ func newToDeviceBatch(m *Machine, tx *cryptostore.Tx) *toDeviceBatch {
 		changed: make(map[string]*cryptostore.OlmSessionRecord), devices: make(map[string]*cryptostore.Device)}
 }
 
-// flush writes the sessions the batch changed, least recently used first,
-// so that the store prunes a sender's sessions as it would have one event
-// at a time.
+// flush writes the hashes of the messages the batch decrypted, in one
+// statement, and the sessions it changed, least recently used first, so
+// that the store prunes a sender's sessions as it would have one event at a
+// time.
 func (b *toDeviceBatch) flush() error {
+	if err := b.tx.AddOlmMessages(b.decrypted); err != nil {
+		return err
+	}
+	b.decrypted = nil
 	recs := slices.Collect(maps.Values(b.changed))
 	slices.SortFunc(recs, func(x, y *cryptostore.OlmSessionRecord) int { return -compareByUse(x, y) })
 	for _, r := range recs {
@@ -144,65 +154,132 @@ type decryptedOlm struct {
 	device    *cryptostore.Device // the sender device, if known
 }
 
-// decryptOlm decrypts an m.room.encrypted to-device event as the
-// specification orders it, checks the plaintext and stages the event's store
-// changes in the batch's transaction: the session (new or advanced, written
-// by flush), the one-time key a new session used up, and the message's
-// hash. Nothing is staged for an event that fails, except what unwedging
-// records.
-func (b *toDeviceBatch) decryptOlm(ev *rawEvent) (*decryptedOlm, error) {
-	var c olmContent
-	if err := json.Unmarshal(ev.Content, &c); err != nil {
+// olmEvent is an m.room.encrypted to-device event parsed as far as its
+// ciphertext for this device, with the hash that identifies the message.
+type olmEvent struct {
+	sender    string // the event's sender
+	senderKey string // content.sender_key, as the key's canonical encoding
+	curve     olm.Curve25519PublicKey
+	typ       olm.MessageType
+	body      []byte
+	hash      [32]byte
+}
+
+// parseOlmContent reads the content of an m.room.encrypted to-device event:
+// its algorithm, sender key and the ciphertext for this device (ourKey).
+func parseOlmContent(sender string, content []byte, ourKey string) (*olmEvent, error) {
+	f, err := readOlmContent(content, ourKey)
+	if err != nil {
 		return nil, &MalformedToDeviceError{Field: "content", Err: err}
 	}
-	if c.Algorithm != OlmAlgorithm {
-		return nil, fmt.Errorf("%w: %.64q", ErrToDeviceAlgorithm, c.Algorithm)
+	if f.algorithm != OlmAlgorithm {
+		return nil, fmt.Errorf("%w: %.64q", ErrToDeviceAlgorithm, f.algorithm)
 	}
-	senderCurve, err := olm.ParseCurve25519PublicKey(c.SenderKey)
+	senderCurve, err := olm.ParseCurve25519PublicKey(f.senderKey)
 	if err != nil {
 		return nil, &MalformedToDeviceError{Field: "content.sender_key", Err: err}
 	}
-	senderKey := senderCurve.String()
-	ct, ok := c.Ciphertext[b.m.ids.Curve25519.String()]
-	if !ok {
+	if !f.forUs {
 		return nil, ErrNotForThisDevice
 	}
-	typ := olm.MessageType(ct.Type)
+	typ := olm.MessageType(f.msgType)
 	if typ != olm.MessageTypePreKey && typ != olm.MessageTypeNormal {
-		return nil, &MalformedToDeviceError{Field: "content.ciphertext.type", Err: fmt.Errorf("type %d", ct.Type)}
+		return nil, &MalformedToDeviceError{Field: "content.ciphertext.type", Err: fmt.Errorf("type %d", f.msgType)}
 	}
-	body, err := b64.Decode(ct.Body)
+	body, err := b64.Decode(f.body)
 	if err != nil {
 		return nil, &MalformedToDeviceError{Field: "content.ciphertext.body", Err: err}
 	}
-	hash := cryptostore.OlmMessageHash(senderKey, ct.Type, body)
-	if seen, err := b.tx.SeenOlmMessage(hash); err != nil {
-		return nil, err
-	} else if seen {
+	ev := &olmEvent{sender: sender, senderKey: senderCurve.String(), curve: senderCurve, typ: typ, body: body}
+	ev.hash = cryptostore.OlmMessageHash(ev.senderKey, f.msgType, body)
+	return ev, nil
+}
+
+// olmContentFields are the members of Olm content the machine reads.
+type olmContentFields struct {
+	algorithm, senderKey string
+	forUs                bool // the ciphertext has an entry for this device
+	msgType              int  // that entry's
+	body                 string
+}
+
+// readOlmContent reads Olm content, from an event readObject checked.
+// Ciphertexts for other devices are only checked to be JSON.
+func readOlmContent(content []byte, ourKey string) (olmContentFields, error) {
+	var f olmContentFields
+	var algorithm, senderKey, ciphertexts, ours, msgType, body []byte
+	err := readValidObject(content, jsonMember{"algorithm", &algorithm}, jsonMember{"sender_key", &senderKey},
+		jsonMember{"ciphertext", &ciphertexts})
+	if err != nil {
+		return f, err
+	}
+	if err := readMemberObject(ciphertexts, jsonMember{ourKey, &ours}); err != nil {
+		return f, err
+	}
+	if err := readMemberObject(ours, jsonMember{"type", &msgType}, jsonMember{"body", &body}); err != nil {
+		return f, err
+	}
+	f.forUs = ours != nil
+	if f.algorithm, err = jsonString(algorithm); err != nil {
+		return f, err
+	}
+	if f.senderKey, err = jsonString(senderKey); err != nil {
+		return f, err
+	}
+	if f.msgType, err = jsonInt(msgType); err != nil {
+		return f, err
+	}
+	f.body, err = jsonString(body)
+	return f, err
+}
+
+// lookUpHashes finds, in one statement, which of the batch's messages were
+// decrypted before.
+func (b *toDeviceBatch) lookUpHashes(events []*olmEvent) error {
+	var hashes [][32]byte
+	for _, ev := range events {
+		if ev != nil {
+			hashes = append(hashes, ev.hash)
+		}
+	}
+	seen, err := b.tx.SeenOlmMessages(hashes)
+	b.seen = seen
+	return err
+}
+
+// decryptOlm decrypts an Olm message as the specification orders it,
+// checks the plaintext and stages the event's store changes in the batch:
+// the session (new or advanced), the one-time key a new session used up
+// (removed at once), and the message's hash (written by flush with the
+// sessions). Nothing is staged for an event that fails, except what
+// unwedging records. A message decrypted before, by the store or by an
+// earlier event of the batch, is a duplicate (DESIGN.md invariant 7).
+func (b *toDeviceBatch) decryptOlm(ev *olmEvent) (*decryptedOlm, error) {
+	if b.seen[ev.hash] {
 		return nil, ErrDuplicateOlmMessage
 	}
-
+	senderKey, typ := ev.senderKey, ev.typ
 	var try olmAttempt
 	switch typ {
 	case olm.MessageTypePreKey:
-		pre, err := olm.ParsePreKeyMessage(body)
+		pre, err := olm.ParsePreKeyMessage(ev.body)
 		if err != nil {
 			return nil, &MalformedToDeviceError{Field: "content.ciphertext.body", Err: err}
 		}
-		try, err = b.decryptPreKey(senderKey, &senderCurve, pre, body)
-		if err != nil {
+		if try, err = b.decryptPreKey(senderKey, &ev.curve, pre, ev.body); err != nil {
 			return nil, err
 		}
 	default:
-		if _, err := olm.ParseMessage(body); err != nil {
+		if _, err := olm.ParseMessage(ev.body); err != nil {
 			return nil, &MalformedToDeviceError{Field: "content.ciphertext.body", Err: err}
 		}
-		if try, err = b.decryptNormal(senderKey, body); err != nil {
+		var err error
+		if try, err = b.decryptNormal(senderKey, ev.body); err != nil {
 			return nil, err
 		}
 	}
 	if try.failure != nil {
-		unwedging, err := b.m.markWedged(b.tx, ev.Sender, senderKey)
+		unwedging, err := b.m.markWedged(b.tx, ev.sender, senderKey)
 		if err != nil {
 			return nil, err
 		}
@@ -211,7 +288,7 @@ func (b *toDeviceBatch) decryptOlm(ev *rawEvent) (*decryptedOlm, error) {
 	}
 	defer clear(try.plaintext)
 
-	pt, dev, err := b.checkPlaintext(ev.Sender, senderKey, try.plaintext)
+	pt, dev, err := b.checkPlaintext(ev.sender, senderKey, try.plaintext)
 	if err != nil {
 		return nil, err
 	}
@@ -226,9 +303,8 @@ func (b *toDeviceBatch) decryptOlm(ev *rawEvent) (*decryptedOlm, error) {
 		}
 		b.account = try.account
 	}
-	if err := b.tx.AddOlmMessage(hash, senderKey); err != nil {
-		return nil, err
-	}
+	b.seen[ev.hash] = true
+	b.decrypted = append(b.decrypted, cryptostore.OlmMessage{Hash: ev.hash, SenderKey: senderKey})
 	return &decryptedOlm{senderKey: senderKey, plaintext: pt, device: dev}, nil
 }
 

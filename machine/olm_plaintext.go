@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,9 +40,10 @@ func (e *OlmPlaintextError) Is(target error) bool { return target == ErrInvalidO
 
 // receivedPlaintext is a decrypted Olm payload with the optional
 // sender_device_keys (spec v1.15, MSC4147): the sender's signed device keys.
+// parsePlaintext fills it; sender_device, never trusted, is not read.
 type receivedPlaintext struct {
 	olmPlaintext
-	SenderDeviceKeys json.RawMessage `json:"sender_device_keys,omitempty"`
+	SenderDeviceKeys json.RawMessage
 }
 
 // senderDeviceKeys is the part of sender_device_keys the checks read.
@@ -58,8 +60,8 @@ type senderDeviceKeys struct {
 // to the sender); sender_device_keys, when present, must name the same keys
 // and carry a valid self-signature.
 func (b *toDeviceBatch) checkPlaintext(sender, senderKey string, plaintext []byte) (*receivedPlaintext, *cryptostore.Device, error) {
-	var p receivedPlaintext
-	if err := json.Unmarshal(plaintext, &p); err != nil {
+	p, err := parsePlaintext(plaintext)
+	if err != nil {
 		return nil, nil, &OlmPlaintextError{Field: "plaintext", Err: err}
 	}
 	if err := checkFields(
@@ -95,7 +97,39 @@ func (b *toDeviceBatch) checkPlaintext(sender, senderKey string, plaintext []byt
 			return nil, nil, err
 		}
 	}
-	return &p, dev, nil
+	return p, dev, nil
+}
+
+// parsePlaintext reads the fields of a decrypted payload that the checks and
+// the machine use, in one pass. The values it returns are copies: the
+// plaintext is cleared after use.
+func parsePlaintext(plaintext []byte) (*receivedPlaintext, error) {
+	var typ, content, sender, recipient, recipientKeys, keys, deviceKeys, recipientEd, ed []byte
+	err := readObject(plaintext, jsonMember{"type", &typ}, jsonMember{"content", &content},
+		jsonMember{"sender", &sender}, jsonMember{"recipient", &recipient},
+		jsonMember{"recipient_keys", &recipientKeys}, jsonMember{"keys", &keys},
+		jsonMember{"sender_device_keys", &deviceKeys})
+	if err != nil {
+		return nil, err
+	}
+	if err := readMemberObject(recipientKeys, jsonMember{"ed25519", &recipientEd}); err != nil {
+		return nil, err
+	}
+	if err := readMemberObject(keys, jsonMember{"ed25519", &ed}); err != nil {
+		return nil, err
+	}
+	p := &receivedPlaintext{SenderDeviceKeys: bytes.Clone(deviceKeys)}
+	p.Content = bytes.Clone(content)
+	for _, f := range []struct {
+		dst *string
+		raw []byte
+	}{{&p.Type, typ}, {&p.Sender, sender}, {&p.Recipient, recipient},
+		{&p.RecipientKeys.Ed25519, recipientEd}, {&p.Keys.Ed25519, ed}} {
+		if *f.dst, err = jsonString(f.raw); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
 }
 
 // checkSenderDeviceKeys checks the sender_device_keys of a plaintext: the

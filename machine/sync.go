@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -110,12 +111,24 @@ func (m *Machine) ReceiveSyncChanges(ctx context.Context, changes SyncChanges) (
 		}
 		b := newToDeviceBatch(m, tx)
 		results = make([]ToDeviceResult, len(changes.ToDeviceEvents)) // fresh on a retried transaction
+		// Parse every event first, so that one statement finds which of
+		// their messages were decrypted before.
+		events := make([]*olmEvent, len(results))
 		for i, raw := range changes.ToDeviceEvents {
 			if i >= MaxToDeviceEventsPerBatch {
 				results[i] = ToDeviceResult{Err: &ToDeviceBatchLimitError{Index: i, Max: MaxToDeviceEventsPerBatch}}
 				continue
 			}
-			res, err := b.receive(raw)
+			results[i], events[i] = parseToDevice(raw, b.m.ids.Curve25519.String())
+		}
+		if err := b.lookUpHashes(events); err != nil {
+			return err
+		}
+		for i, ev := range events {
+			if ev == nil {
+				continue
+			}
+			res, err := b.receiveEncrypted(ev, results[i])
 			if err != nil {
 				return err
 			}
@@ -129,39 +142,50 @@ func (m *Machine) ReceiveSyncChanges(ctx context.Context, changes SyncChanges) (
 	return results, nil
 }
 
-// receive handles one to-device event. The returned error is a store
-// failure, which aborts the batch; everything about the event itself is in
-// the result.
-func (b *toDeviceBatch) receive(raw json.RawMessage) (ToDeviceResult, error) {
+// parseToDevice reads one to-device event. An event sent in the clear, or
+// one that is malformed, is done with: its result is final. An
+// m.room.encrypted event is returned parsed as far as its ciphertext for
+// this device (ourKey), to be decrypted.
+func parseToDevice(raw json.RawMessage, ourKey string) (ToDeviceResult, *olmEvent) {
 	if len(raw) > MaxEventSize {
 		return ToDeviceResult{Err: &MalformedToDeviceError{Field: "size",
 			Err: fmt.Errorf("%d bytes, the limit is %d", len(raw), MaxEventSize)}}, nil
 	}
-	var ev rawEvent
-	if err := json.Unmarshal(raw, &ev); err != nil {
+	var typeJSON, senderJSON, content []byte
+	err := readObject(raw, jsonMember{"type", &typeJSON}, jsonMember{"sender", &senderJSON},
+		jsonMember{"content", &content})
+	typ, typeErr := jsonString(typeJSON)
+	sender, senderErr := jsonString(senderJSON)
+	if err := cmp.Or(err, typeErr, senderErr); err != nil {
 		return ToDeviceResult{Err: &MalformedToDeviceError{Field: "event", Err: err}}, nil
 	}
-	res := ToDeviceResult{Type: ev.Type, Sender: ev.Sender}
+	res := ToDeviceResult{Type: typ, Sender: sender}
 	switch {
-	case ev.Type == "":
+	case typ == "":
 		res.Err = &MalformedToDeviceError{Field: "type"}
-	case !validUserID(ev.Sender):
+	case !validUserID(sender):
 		res.Err = &MalformedToDeviceError{Field: "sender"}
-	case len(ev.Content) == 0 || ev.Content[0] != '{':
+	case len(content) == 0 || content[0] != '{':
 		res.Err = &MalformedToDeviceError{Field: "content"}
-	case ev.Type != EventRoomEncrypted:
+	case typ != EventRoomEncrypted:
 		// Sent in the clear: passed through. Room keys are only ever taken
 		// from Olm-decrypted events, so a cleartext m.room_key is inert.
 		res.Event = raw
 	default:
-		return b.receiveEncrypted(&ev, res)
+		ev, err := parseOlmContent(sender, content, ourKey)
+		if err != nil {
+			res.Err = err
+			return res, nil
+		}
+		return res, ev
 	}
 	return res, nil
 }
 
 // receiveEncrypted decrypts an m.room.encrypted to-device event and acts on
-// its plaintext.
-func (b *toDeviceBatch) receiveEncrypted(ev *rawEvent, res ToDeviceResult) (ToDeviceResult, error) {
+// its plaintext. The returned error is a store failure, which aborts the
+// batch; everything about the event itself is in the result.
+func (b *toDeviceBatch) receiveEncrypted(ev *olmEvent, res ToDeviceResult) (ToDeviceResult, error) {
 	dec, err := b.decryptOlm(ev)
 	if err != nil {
 		if !isReason(err) {
@@ -175,21 +199,12 @@ func (b *toDeviceBatch) receiveEncrypted(ev *rawEvent, res ToDeviceResult) (ToDe
 	if dec.device != nil {
 		res.SenderDevice = dec.device.DeviceID
 	}
-	res.Event, err = json.Marshal(decryptedToDevice{
-		Type:      dec.plaintext.Type,
-		Content:   dec.plaintext.Content,
-		Sender:    ev.Sender,
-		SenderKey: dec.senderKey,
-		Keys:      dec.plaintext.Keys,
-	})
-	if err != nil {
-		return res, err
-	}
+	res.Event = decryptedToDeviceJSON(ev.sender, dec)
 	switch dec.plaintext.Type {
 	case EventRoomKey:
 		res.RoomKey, err = b.m.storeRoomKey(b.tx, dec)
 	case EventForwardedRoomKey:
-		res.RoomKey, err = b.m.storeForwardedRoomKey(b.tx, ev.Sender, dec)
+		res.RoomKey, err = b.m.storeForwardedRoomKey(b.tx, ev.sender, dec)
 	}
 	if err != nil {
 		if !isReason(err) {
@@ -201,13 +216,26 @@ func (b *toDeviceBatch) receiveEncrypted(ev *rawEvent, res ToDeviceResult) (ToDe
 }
 
 // decryptedToDevice is the JSON of a decrypted to-device event as reported
-// in [ToDeviceResult.Event].
+// in [ToDeviceResult.Event], which decryptedToDeviceJSON writes.
 type decryptedToDevice struct {
 	Type      string          `json:"type"`
 	Content   json.RawMessage `json:"content"`
 	Sender    string          `json:"sender"`
 	SenderKey string          `json:"sender_key"`
 	Keys      ed25519Key      `json:"keys"`
+}
+
+// decryptedToDeviceJSON writes a decrypted event as decryptedToDevice
+// marshals, without reflection: the content is the plaintext's, as sent.
+func decryptedToDeviceJSON(sender string, dec *decryptedOlm) json.RawMessage {
+	p := dec.plaintext
+	b := make([]byte, 0, 96+len(p.Type)+len(p.Content)+len(sender)+len(dec.senderKey)+len(p.Keys.Ed25519))
+	b = appendJSONString(append(b, `{"type":`...), p.Type)
+	b = append(append(b, `,"content":`...), p.Content...)
+	b = appendJSONString(append(b, `,"sender":`...), sender)
+	b = appendJSONString(append(b, `,"sender_key":`...), dec.senderKey)
+	b = appendJSONString(append(b, `,"keys":{"ed25519":`...), p.Keys.Ed25519)
+	return append(b, "}}"...)
 }
 
 // isReason tells an event's typed reason from a store failure.
