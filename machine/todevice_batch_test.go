@@ -1,0 +1,124 @@
+package machine
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/xolm/xolm/cryptostore"
+)
+
+// A batch checks its messages' hashes in one lookup and records them at its
+// end, with the same outcome as one event at a time: across the chunks the
+// store looks hashes up in (130 = 100 + 30), a second copy in the same or a
+// later batch is a duplicate, and a message refused by its plaintext checks
+// leaves no hash, so that it is refused for the same reason when it comes
+// again (DESIGN.md invariant 7).
+func TestInvariant7BatchRecordsOnlyDecryptedHashes(t *testing.T) {
+	clock := newStepClock()
+	alice := newTDPeer(t, "@alice:example.org", "ALICE", clock)
+	bob := newTDPeer(t, "@bob:example.org", "BOB", clock)
+	introducePeers(t, alice, bob)
+	olmConnect(t, alice, bob)
+	wantDecrypted(t, bob.receive(t, olmSend(t, alice, bob, "m.test", `{}`))[0], alice, "m.test", `{}`)
+	forged := sendPlaintext(t, alice, bob, olmPayload(alice, bob, func(p map[string]any) {
+		p["sender"] = "@mallory:example.org"
+	}))
+	batch := []json.RawMessage{forged}
+	for i := range 130 {
+		batch = append(batch, olmSend(t, alice, bob, "m.test", fmt.Sprintf(`{"n":%d}`, i)))
+	}
+	batch = append(batch, batch[1], forged, batch[130])
+
+	res := bob.receive(t, batch...)
+	var pe *OlmPlaintextError
+	for _, i := range []int{0, 132} {
+		if !errors.As(res[i].Err, &pe) || pe.Field != "sender" {
+			t.Fatalf("forged event %d: %v", i, res[i].Err)
+		}
+	}
+	for i := range 130 {
+		wantDecrypted(t, res[1+i], alice, "m.test", fmt.Sprintf(`{"n":%d}`, i))
+	}
+	for _, i := range []int{131, 133} {
+		if !errors.Is(res[i].Err, ErrDuplicateOlmMessage) {
+			t.Fatalf("second copy %d in the batch: %v", i, res[i].Err)
+		}
+	}
+	if n := hashCount(t, bob); n != 131 {
+		t.Fatalf("%d message hashes stored, want 131 (the first message and the batch's 130)", n)
+	}
+
+	res = bob.receive(t, batch...)
+	if !errors.As(res[0].Err, &pe) || pe.Field != "sender" {
+		t.Fatalf("forged event again: %v", res[0].Err)
+	}
+	for i := 1; i <= 130; i++ {
+		if !errors.Is(res[i].Err, ErrDuplicateOlmMessage) {
+			t.Fatalf("event %d again: %v", i, res[i].Err)
+		}
+	}
+	if n := hashCount(t, bob); n != 131 {
+		t.Fatalf("%d message hashes after the second batch, want 131", n)
+	}
+}
+
+// hashCount counts the message hashes in p's store.
+func hashCount(t testing.TB, p *tdPeer) int {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+p.path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM olm_message_hashes`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// Parsing the batch first changes nothing about which events are refused
+// and why: malformed, cleartext and encrypted events mixed in one batch get
+// the results they get one at a time.
+func TestBatchResultsMatchOneAtATime(t *testing.T) {
+	clock := newStepClock()
+	alice := newTDPeer(t, "@alice:example.org", "ALICE", clock)
+	bob := newTDPeer(t, "@bob:example.org", "BOB", clock)
+	introducePeers(t, alice, bob)
+	olmConnect(t, alice, bob)
+	pre := olmSend(t, alice, bob, "m.test", `{"n":1}`)
+	batch := []json.RawMessage{
+		json.RawMessage(`{"type":"m.room.encrypted","sender":`),
+		toDeviceEvent(alice.userID, "m.test", json.RawMessage(`{"a":1}`)),
+		editOlmContent(pre, func(c *olmContent) { c.Algorithm = MegolmAlgorithm }),
+		pre,
+		json.RawMessage(`{"type":"m.test","sender":"@alice:example.org","content":{"a":"\xff"}}`),
+		json.RawMessage(`{"type":"m.test","type":"m.other","sender":"@alice:example.org","content":{}}`),
+		pre,
+	}
+	res := bob.receive(t, batch...)
+	for i, want := range []error{ErrMalformedToDevice, nil, ErrToDeviceAlgorithm, nil, ErrMalformedToDevice,
+		ErrMalformedToDevice, ErrDuplicateOlmMessage} {
+		if !errors.Is(res[i].Err, want) || (want == nil) != (res[i].Event != nil) {
+			t.Errorf("event %d: %v, event %s; want %v", i, res[i].Err, res[i].Event, want)
+		}
+	}
+	if string(res[1].Event) != string(batch[1]) || res[1].Encrypted || res[1].Type != "m.test" {
+		t.Errorf("cleartext event: %+v", res[1])
+	}
+	wantDecrypted(t, res[3], alice, "m.test", `{"n":1}`)
+	var ev decryptedToDevice
+	if err := json.Unmarshal(res[3].Event, &ev); err != nil || ev.Sender != alice.userID {
+		t.Fatalf("decrypted event %s: %v", res[3].Event, err)
+	}
+	bob.store.View(context.Background(), "check", func(tx *cryptostore.Tx) error {
+		if at, _ := tx.LastUnwedged(alice.ids.Curve25519.String()); !at.IsZero() {
+			t.Error("the batch started unwedging")
+		}
+		return nil
+	})
+}
