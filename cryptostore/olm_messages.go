@@ -89,17 +89,17 @@ type OlmMessage struct {
 	SenderKey string
 }
 
-// olmHashChunks are the numbers of hashes one statement of
-// [Tx.SeenOlmMessages] or [Tx.AddOlmMessages] takes, largest first: fixed,
-// so that each shape is one cached prepared statement. A batch is taken in
-// the largest chunks that fit; 100 (a sync response's to-device events, as
-// Synapse sends them) is one statement.
-var olmHashChunks = [...]int{100, 30, 10, 3, 1}
+// batchChunks are the numbers of rows one statement of a batch method
+// ([Tx.SeenOlmMessages], [Tx.AddOlmMessages], [Tx.MegolmIndexUses],
+// [Tx.AddMegolmIndexUses]) takes, largest first: fixed, so that each shape is
+// one cached prepared statement. A batch is taken in the largest chunks that
+// fit; 100 (a sync response's to-device events as Synapse sends them, or a
+// timeline page) is one statement.
+var batchChunks = [...]int{100, 30, 10, 3, 1}
 
-// olmHashChunk returns how many of n remaining hashes the next statement
-// takes.
-func olmHashChunk(n int) int {
-	for _, c := range olmHashChunks {
+// batchChunk returns how many of n remaining rows the next statement takes.
+func batchChunk(n int) int {
+	for _, c := range batchChunks {
 		if c <= n {
 			return c
 		}
@@ -112,7 +112,7 @@ var seenOlmSQL, addOlmSQL = olmHashStatements()
 
 func olmHashStatements() (seen, add map[int]string) {
 	seen, add = make(map[int]string), make(map[int]string)
-	for _, n := range olmHashChunks {
+	for _, n := range batchChunks {
 		seen[n] = `SELECT hash FROM olm_message_hashes WHERE hash IN (?` + strings.Repeat(", ?", n-1) + `)`
 		add[n] = `INSERT INTO olm_message_hashes (hash, sender_key, received_at) VALUES (?, ?, ?)` +
 			strings.Repeat(", (?, ?, ?)", n-1) + ` ON CONFLICT DO NOTHING`
@@ -127,7 +127,7 @@ func olmHashStatements() (seen, add map[int]string) {
 func (t *Tx) SeenOlmMessages(hashes [][32]byte) (map[[32]byte]bool, error) {
 	seen := make(map[[32]byte]bool)
 	for len(hashes) > 0 {
-		n := olmHashChunk(len(hashes))
+		n := batchChunk(len(hashes))
 		args := make([]any, n)
 		for i := range args {
 			args[i] = hashes[i][:]
@@ -165,7 +165,7 @@ func (t *Tx) AddOlmMessages(msgs []OlmMessage) error {
 	}
 	now := t.s.nowMillis()
 	for len(msgs) > 0 {
-		n := olmHashChunk(len(msgs))
+		n := batchChunk(len(msgs))
 		args := make([]any, 0, 3*n)
 		for i := range n {
 			args = append(args, msgs[i].Hash[:], msgs[i].SenderKey, now)

@@ -3,6 +3,7 @@ package cryptostore
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // ErrReplay reports a Megolm message index that was already used by another
@@ -42,6 +43,91 @@ func (t *Tx) RecordMegolmIndex(sessionID string, index uint32, eventID string, o
 	}
 	if first != eventID {
 		return &ReplayError{SessionID: sessionID, Index: index, FirstEvent: first, FirstTS: ts}
+	}
+	return nil
+}
+
+// MegolmIndex names one message index of a Megolm session.
+type MegolmIndex struct {
+	SessionID string
+	Index     uint32
+}
+
+// MegolmIndexUse is the event that used a message index, as
+// [Tx.RecordMegolmIndex] records it.
+type MegolmIndexUse struct {
+	MegolmIndex
+	EventID  string
+	OriginTS int64
+}
+
+// megolmUsesSQL and addMegolmUsesSQL hold the statements for each chunk
+// size.
+var megolmUsesSQL, addMegolmUsesSQL = megolmIndexStatements()
+
+func megolmIndexStatements() (uses, add map[int]string) {
+	uses, add = make(map[int]string), make(map[int]string)
+	for _, n := range batchChunks {
+		uses[n] = `SELECT session_id, message_index, event_id, origin_ts FROM megolm_replay
+			WHERE (session_id, message_index) IN (VALUES (?, ?)` + strings.Repeat(", (?, ?)", n-1) + `)`
+		add[n] = `INSERT INTO megolm_replay (session_id, message_index, event_id, origin_ts) VALUES (?, ?, ?, ?)` +
+			strings.Repeat(", (?, ?, ?, ?)", n-1) + ` ON CONFLICT DO NOTHING`
+	}
+	return uses, add
+}
+
+// MegolmIndexUses returns the recorded use of each of the indexes that has
+// one, in one statement per 100 indexes (a few for a number that is not a
+// chunk size). With [Tx.AddMegolmIndexUses] it is the batch form of
+// [Tx.RecordMegolmIndex]: an index found here with another event is a
+// replay.
+func (t *Tx) MegolmIndexUses(indexes []MegolmIndex) (map[MegolmIndex]MegolmIndexUse, error) {
+	found := make(map[MegolmIndex]MegolmIndexUse)
+	for len(indexes) > 0 {
+		n := batchChunk(len(indexes))
+		args := make([]any, 0, 2*n)
+		for _, ix := range indexes[:n] {
+			args = append(args, ix.SessionID, ix.Index)
+		}
+		indexes = indexes[n:]
+		rows, err := t.tx.Query(megolmUsesSQL[n], args...)
+		if err != nil {
+			return nil, fmt.Errorf("cryptostore: megolm index uses: %w", err)
+		}
+		for rows.Next() {
+			var u MegolmIndexUse
+			if err := rows.Scan(&u.SessionID, &u.Index, &u.EventID, &u.OriginTS); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			found[u.MegolmIndex] = u
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return found, nil
+}
+
+// AddMegolmIndexUses records uses of indexes that have none, in one
+// statement per 100. It does not check for replays: the caller checked each
+// index with [Tx.MegolmIndexUses] in the same transaction. A use of an index
+// that has one already is ignored, never replaces it.
+func (t *Tx) AddMegolmIndexUses(uses []MegolmIndexUse) error {
+	if err := t.checkWrite(); err != nil {
+		return err
+	}
+	for len(uses) > 0 {
+		n := batchChunk(len(uses))
+		args := make([]any, 0, 4*n)
+		for _, u := range uses[:n] {
+			args = append(args, u.SessionID, u.Index, u.EventID, u.OriginTS)
+		}
+		uses = uses[n:]
+		if _, err := t.tx.Exec(addMegolmUsesSQL[n], args...); err != nil {
+			return fmt.Errorf("cryptostore: add megolm index uses: %w", err)
+		}
 	}
 	return nil
 }
