@@ -101,12 +101,12 @@ func jsonString(raw []byte) (string, error) {
 }
 
 // jsonInt returns an integer member's value: 0 when it is absent or null,
-// and an error for another type or a number that is not an int.
-func jsonInt(raw []byte) (int, error) {
+// and an error for another type or a number that is not an int64.
+func jsonInt(raw []byte) (int64, error) {
 	if raw == nil || string(raw) == "null" {
 		return 0, nil
 	}
-	n, err := strconv.Atoi(string(raw))
+	n, err := strconv.ParseInt(string(raw), 10, 64)
 	if err != nil {
 		return 0, &jsonError{Offset: -1, Msg: "want an integer, got " + jsonKind(raw)}
 	}

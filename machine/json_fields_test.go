@@ -77,7 +77,7 @@ func TestJSONValues(t *testing.T) {
 	}
 	for _, c := range []struct {
 		raw  string
-		want int
+		want int64
 		ok   bool
 	}{{`1`, 1, true}, {`-7`, -7, true}, {`null`, 0, true}, {`1.0`, 0, false}, {`1e2`, 0, false},
 		{`"1"`, 0, false}, {`99999999999999999999`, 0, false}} {

@@ -182,24 +182,24 @@ func parseOlmContent(sender string, content []byte, ourKey string) (*olmEvent, e
 	if !f.forUs {
 		return nil, ErrNotForThisDevice
 	}
-	typ := olm.MessageType(f.msgType)
-	if typ != olm.MessageTypePreKey && typ != olm.MessageTypeNormal {
+	if f.msgType != int64(olm.MessageTypePreKey) && f.msgType != int64(olm.MessageTypeNormal) {
 		return nil, &MalformedToDeviceError{Field: "content.ciphertext.type", Err: fmt.Errorf("type %d", f.msgType)}
 	}
+	typ := olm.MessageType(f.msgType)
 	body, err := b64.Decode(f.body)
 	if err != nil {
 		return nil, &MalformedToDeviceError{Field: "content.ciphertext.body", Err: err}
 	}
 	ev := &olmEvent{sender: sender, senderKey: senderCurve.String(), curve: senderCurve, typ: typ, body: body}
-	ev.hash = cryptostore.OlmMessageHash(ev.senderKey, f.msgType, body)
+	ev.hash = cryptostore.OlmMessageHash(ev.senderKey, int(typ), body)
 	return ev, nil
 }
 
 // olmContentFields are the members of Olm content the machine reads.
 type olmContentFields struct {
 	algorithm, senderKey string
-	forUs                bool // the ciphertext has an entry for this device
-	msgType              int  // that entry's
+	forUs                bool  // the ciphertext has an entry for this device
+	msgType              int64 // that entry's
 	body                 string
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 
 	"github.com/xolm/xolm/cryptostore"
-	"github.com/xolm/xolm/internal/b64"
 )
 
 // MaxRoomEventsPerBatch bounds DecryptRoomEvents: the events of one batch
@@ -144,13 +143,6 @@ func (d *DecryptedRoomEvent) Event() (json.RawMessage, error) {
 	return json.Marshal(decryptedEventJSON{d.Type, d.Content, d.EventID, d.Sender, d.RoomID, d.OriginServerTS})
 }
 
-// DecryptedRoomEventResult is one event's outcome in DecryptRoomEvents:
-// Event, or Err (one of the errors DecryptRoomEvent documents).
-type DecryptedRoomEventResult struct {
-	Event *DecryptedRoomEvent
-	Err   error
-}
-
 // DecryptRoomEvent decrypts an m.room.encrypted event received in roomID.
 //
 // The event must be a Megolm event whose session is stored (else a
@@ -165,8 +157,8 @@ func (m *Machine) DecryptRoomEvent(ctx context.Context, roomID string, event jso
 	var out *DecryptedRoomEvent
 	err := m.store.Update(ctx, "machine: decrypt room event", cryptostore.Normal, func(tx *cryptostore.Tx) error {
 		b := m.newRoomBatch(ctx, tx, roomID)
-		var err error
-		if out, err = b.decrypt(event); err != nil {
+		env, ciphertext, err := parseRoomEvent(roomID, event)
+		if out, err = b.decrypt(&roomEventIn{env, ciphertext, err}); err != nil {
 			if f, ok := err.(*storeFailure); ok {
 				return f.err
 			}
@@ -178,86 +170,6 @@ func (m *Machine) DecryptRoomEvent(ctx context.Context, roomID string, event jso
 		return nil, fmt.Errorf("machine: decrypt room event: %w", err)
 	}
 	return out, nil
-}
-
-// DecryptRoomEvents decrypts a batch of events received in roomID (a timeline
-// page) as DecryptRoomEvent does each, in one transaction: one result per
-// event, in order. An event that fails has its error in its result and
-// changes nothing; the returned error is for the batch as a whole (a store
-// failure, or more than MaxRoomEventsPerBatch events), and then nothing
-// changed.
-func (m *Machine) DecryptRoomEvents(ctx context.Context, roomID string, events []json.RawMessage) ([]DecryptedRoomEventResult, error) {
-	if len(events) > MaxRoomEventsPerBatch {
-		return nil, fmt.Errorf("%w: %d events, at most %d", ErrRoomBatchTooLarge, len(events), MaxRoomEventsPerBatch)
-	}
-	results := make([]DecryptedRoomEventResult, len(events))
-	err := m.store.Update(ctx, "machine: decrypt room events", cryptostore.Normal, func(tx *cryptostore.Tx) error {
-		clear(results)
-		b := m.newRoomBatch(ctx, tx, roomID)
-		for i, ev := range events {
-			d, err := b.decrypt(ev)
-			if f, ok := err.(*storeFailure); ok {
-				return f.err
-			}
-			results[i] = DecryptedRoomEventResult{Event: d, Err: err}
-		}
-		return b.commit()
-	})
-	if err != nil {
-		return nil, fmt.Errorf("machine: decrypt room events: %w", err)
-	}
-	return results, nil
-}
-
-// roomEnvelope is an encrypted room event as received, decoded in one pass.
-type roomEnvelope struct {
-	Type           string        `json:"type"`
-	Sender         string        `json:"sender"`
-	EventID        string        `json:"event_id"`
-	RoomID         string        `json:"room_id"`
-	OriginServerTS int64         `json:"origin_server_ts"`
-	Content        megolmContent `json:"content"`
-}
-
-// parseRoomEvent checks an encrypted room event's envelope and content and
-// returns them with the raw Megolm message.
-func parseRoomEvent(roomID string, event []byte) (*roomEnvelope, []byte, error) {
-	if len(event) > MaxEventSize {
-		return nil, nil, &MalformedRoomEventError{Field: "size",
-			Err: fmt.Errorf("%d bytes, at most %d", len(event), MaxEventSize)}
-	}
-	var env roomEnvelope
-	err := json.Unmarshal(event, &env)
-	// A field of the wrong type leaves the others decoded; anything else
-	// (invalid JSON) decodes nothing.
-	var typeErr *json.UnmarshalTypeError
-	if err != nil && !errors.As(err, &typeErr) {
-		return nil, nil, &MalformedRoomEventError{Field: "json", Err: err}
-	}
-	c := &env.Content
-	switch {
-	case env.Type != EventRoomEncrypted:
-		return nil, nil, &MalformedRoomEventError{Field: "type", Err: fmt.Errorf("%q", env.Type)}
-	case env.EventID == "":
-		return nil, nil, &MalformedRoomEventError{Field: "event_id"}
-	case env.Sender == "":
-		return nil, nil, &MalformedRoomEventError{Field: "sender"}
-	case env.RoomID != "" && env.RoomID != roomID:
-		return nil, nil, &RoomMismatchError{Want: roomID, Got: env.RoomID}
-	// The algorithm decides before the other fields: an Olm content, with
-	// an object for ciphertext, is of an unsupported algorithm.
-	case c.Algorithm != MegolmAlgorithm && (err == nil || c.Algorithm != ""):
-		return nil, nil, fmt.Errorf("%w: %q", ErrUnsupportedRoomAlgorithm, c.Algorithm)
-	case err != nil:
-		return nil, nil, &MalformedRoomEventError{Field: typeErr.Field, Err: err}
-	case c.SessionID == "":
-		return nil, nil, &MalformedRoomEventError{Field: "content.session_id"}
-	}
-	ciphertext, err := b64.Decode(c.Ciphertext)
-	if err != nil {
-		return nil, nil, &MalformedRoomEventError{Field: "content.ciphertext", Err: err}
-	}
-	return &env, ciphertext, nil
 }
 
 // roomBatch decrypts the events of one transaction. Sessions are looked up
@@ -272,15 +184,23 @@ type roomBatch struct {
 	sessions map[string]*batchSession       // by session ID
 	order    []*batchSession                // sessions in order of first use
 	devices  map[string]*cryptostore.Device // by Curve25519 key; nil: unknown
+	// uses holds the event that used each message index the batch looked
+	// up: as recorded when the batch began, then as its events record them.
+	// looked up says which indexes uses covers.
+	uses     map[cryptostore.MegolmIndex]cryptostore.MegolmIndexUse
+	lookedUp map[cryptostore.MegolmIndex]bool
+	// newUses are the uses the batch's events made, written by commit.
+	newUses []cryptostore.MegolmIndexUse
 }
 
 type batchSession struct {
 	rec *cryptostore.InboundGroupSessionRecord // the working copy; nil if err
 	err error                                  // the event error of a failed lookup
-	// decrypted is set once an event decrypted with rec. The session is then
-	// written back: megolm does not expose its latest ratchet's index, so
-	// whether that one moved cannot be told apart from a re-decryption.
-	decrypted bool
+	// stored is the session's state as loaded: latest ratchet index and
+	// whether verified. A decryption changes nothing else, so commit writes
+	// the session back only when the working copy moved on from it.
+	storedLatest   uint32
+	storedVerified bool
 }
 
 // storeFailure marks an error of the store rather than of an event: it fails
@@ -292,7 +212,9 @@ func (e *storeFailure) Unwrap() error { return e.err }
 
 func (m *Machine) newRoomBatch(ctx context.Context, tx *cryptostore.Tx, roomID string) *roomBatch {
 	return &roomBatch{m: m, ctx: ctx, tx: tx, roomID: roomID,
-		sessions: map[string]*batchSession{}, devices: map[string]*cryptostore.Device{}}
+		sessions: map[string]*batchSession{}, devices: map[string]*cryptostore.Device{},
+		uses:     map[cryptostore.MegolmIndex]cryptostore.MegolmIndexUse{},
+		lookedUp: map[cryptostore.MegolmIndex]bool{}}
 }
 
 // session returns the batch's working copy of a session.
@@ -305,6 +227,7 @@ func (b *roomBatch) session(id string) (*batchSession, error) {
 	switch {
 	case err == nil:
 		s.rec = rec
+		s.storedLatest, s.storedVerified = rec.Session.LatestIndex(), rec.Session.SigningKeyVerified()
 	case errors.Is(err, cryptostore.ErrNotFound):
 		s.err = &MissingRoomKeyError{RoomID: b.roomID, SessionID: id}
 	case errors.Is(err, cryptostore.ErrCorrupt):
@@ -343,14 +266,14 @@ func (b *roomBatch) device(curve25519 string) (*cryptostore.Device, error) {
 
 // decrypt decrypts one event. An error is either the event's (and then
 // nothing of it was kept) or a *storeFailure.
-func (b *roomBatch) decrypt(event []byte) (*DecryptedRoomEvent, error) {
+func (b *roomBatch) decrypt(in *roomEventIn) (*DecryptedRoomEvent, error) {
 	if err := b.ctx.Err(); err != nil {
 		return nil, &storeFailure{err}
 	}
-	env, ciphertext, err := parseRoomEvent(b.roomID, event)
-	if err != nil {
-		return nil, err
+	if in.err != nil {
+		return nil, in.err
 	}
+	env := in.env
 	content := &env.Content
 	s, err := b.session(content.SessionID)
 	if err != nil {
@@ -360,12 +283,11 @@ func (b *roomBatch) decrypt(event []byte) (*DecryptedRoomEvent, error) {
 		return nil, s.err
 	}
 	work := s.rec.Session.Clone()
-	plaintext, index, err := work.Decrypt(ciphertext)
+	plaintext, index, err := work.Decrypt(in.ciphertext)
 	if err != nil {
 		return nil, fmt.Errorf("machine: room key %s: %w", content.SessionID, err)
 	}
-	var p megolmPlaintext
-	err = json.Unmarshal(plaintext, &p)
+	p, err := parseMegolmPlaintext(plaintext)
 	clear(plaintext)
 	switch {
 	case err != nil:
@@ -386,14 +308,13 @@ func (b *roomBatch) decrypt(event []byte) (*DecryptedRoomEvent, error) {
 	if dev != nil && dev.Ed25519 != rec.SigningKey {
 		dev = nil // the key's claimed signer is not that device: vouch for neither
 	}
-	// Last, as it writes: a replay changes nothing, and nothing fails after.
-	if err := b.tx.RecordMegolmIndex(content.SessionID, index, env.EventID, env.OriginServerTS); err != nil {
-		if errors.Is(err, cryptostore.ErrReplay) {
-			return nil, err
-		}
-		return nil, &storeFailure{err}
+	// Last: a replay changes nothing, and nothing fails after.
+	err = b.recordUse(cryptostore.MegolmIndexUse{MegolmIndex: cryptostore.MegolmIndex{SessionID: content.SessionID,
+		Index: index}, EventID: env.EventID, OriginTS: env.OriginServerTS})
+	if err != nil {
+		return nil, err
 	}
-	rec.Session, s.decrypted = work, true
+	rec.Session = work
 	return &DecryptedRoomEvent{
 		Type: p.Type, Content: p.Content,
 		EventID: env.EventID, Sender: env.Sender, RoomID: b.roomID, OriginServerTS: env.OriginServerTS,
@@ -403,10 +324,16 @@ func (b *roomBatch) decrypt(event []byte) (*DecryptedRoomEvent, error) {
 	}, nil
 }
 
-// commit writes back each session that decrypted an event.
+// commit records the index uses of the batch's events, in one statement,
+// and writes back each session that its events moved on.
 func (b *roomBatch) commit() error {
+	if err := b.tx.AddMegolmIndexUses(b.newUses); err != nil {
+		return err
+	}
+	b.newUses = nil
 	for _, s := range b.order {
-		if s.decrypted {
+		if s.rec != nil && (s.rec.Session.LatestIndex() != s.storedLatest ||
+			s.rec.Session.SigningKeyVerified() != s.storedVerified) {
 			if err := b.tx.UpdateInboundGroupSession(s.rec); err != nil {
 				return err
 			}
