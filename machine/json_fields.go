@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/xolm/xolm/internal/b64"
 )
 
 // The machine's hot paths read a few members of JSON objects whose shape the
@@ -111,6 +113,20 @@ func jsonInt(raw []byte) (int64, error) {
 		return 0, &jsonError{Offset: -1, Msg: "want an integer, got " + jsonKind(raw)}
 	}
 	return n, nil
+}
+
+// jsonBase64 decodes a string member holding base64 (b64.Decode's rules),
+// without copying it into a string first when it has no escapes. Absent or
+// null, it is empty.
+func jsonBase64(raw []byte) ([]byte, error) {
+	if len(raw) >= 2 && raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+		return b64.DecodeBytes(raw[1 : len(raw)-1])
+	}
+	s, err := jsonString(raw)
+	if err != nil {
+		return nil, err
+	}
+	return b64.Decode(s)
 }
 
 // jsonKind names the type of a raw JSON value, for errors.

@@ -36,7 +36,7 @@ func AppendEncode(dst, b []byte) []byte { return base64.RawStdEncoding.AppendEnc
 // Decode decodes s. Correct padding is tolerated; excess padding,
 // whitespace, other alphabets and non-zero trailing bits are not.
 func Decode(s string) ([]byte, error) {
-	if strings.ContainsAny(s, "\r\n") {
+	if strings.IndexByte(s, '\n') >= 0 || strings.IndexByte(s, '\r') >= 0 {
 		return nil, ErrInvalid // encoding/base64 skips newlines; Matrix never has them
 	}
 	b, err := encodingFor(strings.HasSuffix(s, "=")).DecodeString(s)
@@ -48,7 +48,7 @@ func Decode(s string) ([]byte, error) {
 
 // DecodeBytes is [Decode] for a byte slice, without an intermediate string.
 func DecodeBytes(s []byte) ([]byte, error) {
-	if bytes.ContainsAny(s, "\r\n") {
+	if bytes.IndexByte(s, '\n') >= 0 || bytes.IndexByte(s, '\r') >= 0 {
 		return nil, ErrInvalid
 	}
 	enc := encodingFor(bytes.HasSuffix(s, []byte("=")))
