@@ -153,12 +153,18 @@ func parseToDevice(raw json.RawMessage, ourKey string) (ToDeviceResult, *olmEven
 		return ToDeviceResult{Err: &MalformedToDeviceError{Field: "size",
 			Err: fmt.Errorf("%d bytes, the limit is %d", len(raw), MaxEventSize)}}, nil
 	}
-	var typeJSON, senderJSON, content []byte
+	// event_id, room_id and origin_server_ts are not used, but a value of
+	// the wrong type makes the event malformed, as for any event.
+	var typeJSON, senderJSON, content, eventID, roomID, ts []byte
 	err := readObject(raw, jsonMember{"type", &typeJSON}, jsonMember{"sender", &senderJSON},
-		jsonMember{"content", &content})
+		jsonMember{"content", &content}, jsonMember{"event_id", &eventID}, jsonMember{"room_id", &roomID},
+		jsonMember{"origin_server_ts", &ts})
 	typ, typeErr := jsonString(typeJSON)
 	sender, senderErr := jsonString(senderJSON)
-	if err := cmp.Or(err, typeErr, senderErr); err != nil {
+	_, eventIDErr := jsonString(eventID)
+	_, roomIDErr := jsonString(roomID)
+	_, tsErr := jsonInt(ts)
+	if err := cmp.Or(err, typeErr, senderErr, eventIDErr, roomIDErr, tsErr); err != nil {
 		return ToDeviceResult{Err: &MalformedToDeviceError{Field: "event", Err: err}}, nil
 	}
 	res := ToDeviceResult{Type: typ, Sender: sender}
