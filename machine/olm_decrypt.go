@@ -94,6 +94,8 @@ type toDeviceBatch struct {
 	// be written by flush.
 	changed map[string]*cryptostore.OlmSessionRecord
 	account *cryptostore.AccountRecord // loaded on first need
+	// ids caches the working copies' session IDs (each one a hash).
+	ids map[*cryptostore.OlmSessionRecord]string
 	// devices caches DeviceByCurve25519 for the batch (nil: not known).
 	devices map[string]*cryptostore.Device
 	// seen holds the hashes of messages decrypted before: by the store
@@ -106,7 +108,8 @@ type toDeviceBatch struct {
 
 func newToDeviceBatch(m *Machine, tx *cryptostore.Tx) *toDeviceBatch {
 	return &toDeviceBatch{m: m, tx: tx, sessions: make(map[string][]*cryptostore.OlmSessionRecord),
-		changed: make(map[string]*cryptostore.OlmSessionRecord), devices: make(map[string]*cryptostore.Device)}
+		changed: make(map[string]*cryptostore.OlmSessionRecord), devices: make(map[string]*cryptostore.Device),
+		ids: make(map[*cryptostore.OlmSessionRecord]string)}
 }
 
 // flush writes the hashes of the messages the batch decrypted, in one
@@ -119,7 +122,7 @@ func (b *toDeviceBatch) flush() error {
 	}
 	b.decrypted = nil
 	recs := slices.Collect(maps.Values(b.changed))
-	slices.SortFunc(recs, func(x, y *cryptostore.OlmSessionRecord) int { return -compareByUse(x, y) })
+	slices.SortFunc(recs, func(x, y *cryptostore.OlmSessionRecord) int { return -b.compareByUse(x, y) })
 	for _, r := range recs {
 		if err := b.tx.PutOlmSession(r); err != nil {
 			return err
@@ -152,88 +155,6 @@ type decryptedOlm struct {
 	senderKey string
 	plaintext *receivedPlaintext
 	device    *cryptostore.Device // the sender device, if known
-}
-
-// olmEvent is an m.room.encrypted to-device event parsed as far as its
-// ciphertext for this device, with the hash that identifies the message.
-type olmEvent struct {
-	sender    string // the event's sender
-	senderKey string // content.sender_key, as the key's canonical encoding
-	curve     olm.Curve25519PublicKey
-	typ       olm.MessageType
-	body      []byte
-	hash      [32]byte
-}
-
-// parseOlmContent reads the content of an m.room.encrypted to-device event:
-// its algorithm, sender key and the ciphertext for this device (ourKey).
-func parseOlmContent(sender string, content []byte, ourKey string) (*olmEvent, error) {
-	f, err := readOlmContent(content, ourKey)
-	if err != nil {
-		return nil, &MalformedToDeviceError{Field: "content", Err: err}
-	}
-	if f.algorithm != OlmAlgorithm {
-		return nil, fmt.Errorf("%w: %.64q", ErrToDeviceAlgorithm, f.algorithm)
-	}
-	senderCurve, err := olm.ParseCurve25519PublicKey(f.senderKey)
-	if err != nil {
-		return nil, &MalformedToDeviceError{Field: "content.sender_key", Err: err}
-	}
-	if !f.forUs {
-		return nil, ErrNotForThisDevice
-	}
-	if f.msgType != int64(olm.MessageTypePreKey) && f.msgType != int64(olm.MessageTypeNormal) {
-		return nil, &MalformedToDeviceError{Field: "content.ciphertext.type", Err: fmt.Errorf("type %d", f.msgType)}
-	}
-	typ := olm.MessageType(f.msgType)
-	body, err := jsonBase64(f.body)
-	if err != nil {
-		return nil, &MalformedToDeviceError{Field: "content.ciphertext.body", Err: err}
-	}
-	ev := &olmEvent{sender: sender, senderKey: senderCurve.String(), curve: senderCurve, typ: typ, body: body}
-	ev.hash = cryptostore.OlmMessageHash(ev.senderKey, int(typ), body)
-	return ev, nil
-}
-
-// olmContentFields are the members of Olm content the machine reads.
-type olmContentFields struct {
-	algorithm, senderKey string
-	forUs                bool   // the ciphertext has an entry for this device
-	msgType              int64  // that entry's
-	body                 []byte // that entry's, as JSON (a string)
-}
-
-// readOlmContent reads Olm content, from an event readObject checked.
-// Ciphertexts for other devices are only checked to be JSON.
-func readOlmContent(content []byte, ourKey string) (olmContentFields, error) {
-	var f olmContentFields
-	var algorithm, senderKey, ciphertexts, ours, msgType, body []byte
-	err := readValidObject(content, jsonMember{"algorithm", &algorithm}, jsonMember{"sender_key", &senderKey},
-		jsonMember{"ciphertext", &ciphertexts})
-	if err != nil {
-		return f, err
-	}
-	if err := readMemberObject(ciphertexts, jsonMember{ourKey, &ours}); err != nil {
-		return f, err
-	}
-	if err := readMemberObject(ours, jsonMember{"type", &msgType}, jsonMember{"body", &body}); err != nil {
-		return f, err
-	}
-	f.forUs = ours != nil
-	if f.algorithm, err = jsonString(algorithm); err != nil {
-		return f, err
-	}
-	if f.senderKey, err = jsonString(senderKey); err != nil {
-		return f, err
-	}
-	if f.msgType, err = jsonInt(msgType); err != nil {
-		return f, err
-	}
-	if body != nil && body[0] != '"' && string(body) != "null" {
-		return f, &jsonError{Offset: -1, Msg: "want a string, got " + jsonKind(body)}
-	}
-	f.body = body
-	return f, nil
 }
 
 // lookUpHashes finds, in one statement, which of the batch's messages were
@@ -297,7 +218,7 @@ func (b *toDeviceBatch) decryptOlm(ev *olmEvent) (*decryptedOlm, error) {
 	}
 	// Every check passed: stage the event's changes.
 	try.session.LastUsedAt = b.m.now()
-	b.putSession(try.session)
+	b.putSession(try.session, try.from)
 	if try.account != nil {
 		// The account copy already lacks the key; the store drops its row
 		// (a fallback key has none and stays).
@@ -315,6 +236,7 @@ func (b *toDeviceBatch) decryptOlm(ev *olmEvent) (*decryptedOlm, error) {
 // copy that decrypted it and the plaintext, or the failure.
 type olmAttempt struct {
 	session    *cryptostore.OlmSessionRecord // a copy, advanced
+	from       *cryptostore.OlmSessionRecord // the working copy it was made from; nil for a new session
 	plaintext  []byte
 	account    *cryptostore.AccountRecord // for a new inbound session: the account copy without its one-time key
 	oneTimeKey string                     // the one-time key the new session used
@@ -342,7 +264,7 @@ func (b *toDeviceBatch) decryptPreKey(senderKey string, senderCurve *olm.Curve25
 		if err != nil {
 			return olmAttempt{tried: 1, failure: err}, nil
 		}
-		return olmAttempt{session: s, plaintext: pt, tried: 1}, nil
+		return olmAttempt{session: s, from: r, plaintext: pt, tried: 1}, nil
 	}
 	acct, err := b.accountCopy()
 	if err != nil {
@@ -374,7 +296,7 @@ func (b *toDeviceBatch) decryptNormal(senderKey string, body []byte) (olmAttempt
 		s := cloneSession(r)
 		pt, err := s.Session.Decrypt(olm.MessageTypeNormal, body)
 		if err == nil {
-			return olmAttempt{session: s, plaintext: pt, tried: len(sessions)}, nil
+			return olmAttempt{session: s, from: r, plaintext: pt, tried: len(sessions)}, nil
 		}
 		failure = err
 	}
@@ -396,24 +318,44 @@ func (b *toDeviceBatch) senderSessions(senderKey string) ([]*cryptostore.OlmSess
 }
 
 // putSession records a changed session in the working copies in the
-// store's order, pruned as the store prunes, and marks it for flush.
-func (b *toDeviceBatch) putSession(rec *cryptostore.OlmSessionRecord) {
+// store's order, in place of the copy it was made from (for a new session:
+// of a copy with its ID, if any), pruned as the store prunes, and marks it
+// for flush.
+func (b *toDeviceBatch) putSession(rec, from *cryptostore.OlmSessionRecord) {
+	var id string
+	if from != nil {
+		id = b.sessionID(from)
+		delete(b.ids, from)
+	} else {
+		id = rec.Session.ID()
+	}
+	b.ids[rec] = id
 	recs := slices.DeleteFunc(b.sessions[rec.SenderKey], func(r *cryptostore.OlmSessionRecord) bool {
-		return r.Session.ID() == rec.Session.ID()
+		return r == from || from == nil && b.sessionID(r) == id
 	})
 	recs = append(recs, rec)
-	slices.SortFunc(recs, compareByUse)
+	slices.SortFunc(recs, b.compareByUse)
 	b.sessions[rec.SenderKey] = recs[:min(len(recs), cryptostore.MaxOlmSessionsPerSender)]
-	b.changed[rec.Session.ID()] = rec
+	b.changed[id] = rec
+}
+
+// sessionID returns a working copy's session ID, computed (a hash) once.
+func (b *toDeviceBatch) sessionID(r *cryptostore.OlmSessionRecord) string {
+	id, ok := b.ids[r]
+	if !ok {
+		id = r.Session.ID()
+		b.ids[r] = id
+	}
+	return id
 }
 
 // compareByUse orders sessions as the store does: last used (in
 // milliseconds, as stored) newest first, then by session ID.
-func compareByUse(x, y *cryptostore.OlmSessionRecord) int {
+func (b *toDeviceBatch) compareByUse(x, y *cryptostore.OlmSessionRecord) int {
 	if c := cmp.Compare(y.LastUsedAt.UnixMilli(), x.LastUsedAt.UnixMilli()); c != 0 {
 		return c
 	}
-	return strings.Compare(x.Session.ID(), y.Session.ID())
+	return strings.Compare(b.sessionID(x), b.sessionID(y))
 }
 
 // accountCopy returns a copy of the batch's account for a new inbound

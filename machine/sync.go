@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/xolm/xolm/cryptostore"
+	"github.com/xolm/xolm/olm"
 )
 
 // MaxToDeviceEventsPerBatch bounds the to-device events one
@@ -188,6 +189,88 @@ func parseToDevice(raw json.RawMessage, ourKey string) (ToDeviceResult, *olmEven
 		return res, ev
 	}
 	return res, nil
+}
+
+// olmEvent is an m.room.encrypted to-device event parsed as far as its
+// ciphertext for this device, with the hash that identifies the message.
+type olmEvent struct {
+	sender    string // the event's sender
+	senderKey string // content.sender_key, as the key's canonical encoding
+	curve     olm.Curve25519PublicKey
+	typ       olm.MessageType
+	body      []byte
+	hash      [32]byte
+}
+
+// parseOlmContent reads the content of an m.room.encrypted to-device event:
+// its algorithm, sender key and the ciphertext for this device (ourKey).
+func parseOlmContent(sender string, content []byte, ourKey string) (*olmEvent, error) {
+	f, err := readOlmContent(content, ourKey)
+	if err != nil {
+		return nil, &MalformedToDeviceError{Field: "content", Err: err}
+	}
+	if f.algorithm != OlmAlgorithm {
+		return nil, fmt.Errorf("%w: %.64q", ErrToDeviceAlgorithm, f.algorithm)
+	}
+	senderCurve, err := olm.ParseCurve25519PublicKey(f.senderKey)
+	if err != nil {
+		return nil, &MalformedToDeviceError{Field: "content.sender_key", Err: err}
+	}
+	if !f.forUs {
+		return nil, ErrNotForThisDevice
+	}
+	if f.msgType != int64(olm.MessageTypePreKey) && f.msgType != int64(olm.MessageTypeNormal) {
+		return nil, &MalformedToDeviceError{Field: "content.ciphertext.type", Err: fmt.Errorf("type %d", f.msgType)}
+	}
+	typ := olm.MessageType(f.msgType)
+	body, err := jsonBase64(f.body)
+	if err != nil {
+		return nil, &MalformedToDeviceError{Field: "content.ciphertext.body", Err: err}
+	}
+	ev := &olmEvent{sender: sender, senderKey: senderCurve.String(), curve: senderCurve, typ: typ, body: body}
+	ev.hash = cryptostore.OlmMessageHash(ev.senderKey, int(typ), body)
+	return ev, nil
+}
+
+// olmContentFields are the members of Olm content the machine reads.
+type olmContentFields struct {
+	algorithm, senderKey string
+	forUs                bool   // the ciphertext has an entry for this device
+	msgType              int64  // that entry's
+	body                 []byte // that entry's, as JSON (a string)
+}
+
+// readOlmContent reads Olm content, from an event readObject checked.
+// Ciphertexts for other devices are only checked to be JSON.
+func readOlmContent(content []byte, ourKey string) (olmContentFields, error) {
+	var f olmContentFields
+	var algorithm, senderKey, ciphertexts, ours, msgType, body []byte
+	err := readValidObject(content, jsonMember{"algorithm", &algorithm}, jsonMember{"sender_key", &senderKey},
+		jsonMember{"ciphertext", &ciphertexts})
+	if err != nil {
+		return f, err
+	}
+	if err := readMemberObject(ciphertexts, jsonMember{ourKey, &ours}); err != nil {
+		return f, err
+	}
+	if err := readMemberObject(ours, jsonMember{"type", &msgType}, jsonMember{"body", &body}); err != nil {
+		return f, err
+	}
+	f.forUs = ours != nil
+	if f.algorithm, err = jsonString(algorithm); err != nil {
+		return f, err
+	}
+	if f.senderKey, err = jsonString(senderKey); err != nil {
+		return f, err
+	}
+	if f.msgType, err = jsonInt(msgType); err != nil {
+		return f, err
+	}
+	if body != nil && body[0] != '"' && string(body) != "null" {
+		return f, &jsonError{Offset: -1, Msg: "want a string, got " + jsonKind(body)}
+	}
+	f.body = body
+	return f, nil
 }
 
 // receiveEncrypted decrypts an m.room.encrypted to-device event and acts on
