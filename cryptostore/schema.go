@@ -164,6 +164,12 @@ var migrations = []migration{
 			fallback_key_used INTEGER NOT NULL
 		)`,
 	}},
+	{3, "device lookup by identity key without a sort", []string{
+		// DeviceByCurve25519 takes the most recently updated device with a
+		// key: with updated_at in the index it is one index seek, not a sort.
+		`DROP INDEX devices_by_curve25519`,
+		`CREATE INDEX devices_by_curve25519 ON devices (curve25519, updated_at)`,
+	}},
 }
 
 // SchemaVersion is the schema version this build writes.

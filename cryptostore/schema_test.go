@@ -85,3 +85,27 @@ func TestMigrationsAreOrderedAndAppendOnly(t *testing.T) {
 		t.Fatalf("SchemaVersion %d with %d migrations", SchemaVersion, len(migrations))
 	}
 }
+
+// The device lookup by identity key is one index seek: no sort per lookup.
+func TestDeviceByCurve25519UsesTheIndexWithoutASort(t *testing.T) {
+	s, _ := tempStore(t)
+	var plan strings.Builder
+	s.db.Read(context.Background(), "plan", func(tx *sqlitedb.Tx) error {
+		rows, err := tx.Query(`EXPLAIN QUERY PLAN SELECT user_id, device_id, ed25519, keys_json, updated_at FROM devices
+			WHERE curve25519 = ? ORDER BY updated_at DESC LIMIT 1`, "k")
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			rows.Scan(&id, &parent, &unused, &detail)
+			plan.WriteString(detail + "\n")
+		}
+		return rows.Err()
+	})
+	if !strings.Contains(plan.String(), "devices_by_curve25519") || strings.Contains(plan.String(), "TEMP B-TREE") {
+		t.Fatalf("query plan:\n%s", plan.String())
+	}
+}

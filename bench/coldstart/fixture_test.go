@@ -28,7 +28,7 @@ const (
 
 // fixtureVersion names the cached fixture; change it whenever what the
 // fixture holds, or the store's format, changes.
-const fixtureVersion = "v1-olm10000-megolm100000"
+const fixtureVersion = "v2-olm10000-megolm100000"
 
 // storeKey seals the fixture; the child reads it from stdin.
 var storeKey = [32]byte{0xc0, 0x1d, 0x57, 0xa2, 0x75}
