@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/xolm/xolm/internal/benchcmp"
 	"path/filepath"
 	"testing"
 	"time"
@@ -72,7 +73,7 @@ func benchReceive(b *testing.B, batch int) {
 		}
 	}
 	per := benchInterleave(b,
-		benchSide{"bare", func(b *testing.B) time.Duration {
+		benchSide{Name: "bare", Op: func(b *testing.B) time.Duration {
 			bodies, _ := floor.next(b, batch)
 			return benchTimed(func() {
 				for _, body := range bodies {
@@ -82,7 +83,7 @@ func benchReceive(b *testing.B, batch int) {
 				}
 			})
 		}},
-		benchSide{"raw-commit", func(b *testing.B) time.Duration {
+		benchSide{Name: "raw-commit", Op: func(b *testing.B) time.Duration {
 			bodies, _ := rows.next(b, batch)
 			hashes := make([][32]byte, batch)
 			for i, body := range bodies {
@@ -90,8 +91,8 @@ func benchReceive(b *testing.B, batch int) {
 			}
 			return benchTimed(func() { raw.commit(b, hashes) })
 		}},
-		benchSide{"cache", receive(cached)},
-		benchSide{"no-cache", receive(plain)},
+		benchSide{Name: "cache", Op: receive(cached)},
+		benchSide{Name: "no-cache", Op: receive(plain)},
 	)
 	n := float64(batch)
 	bare, commit, cache, noCache := per[0]/n, per[1]/n, per[2]/n, per[3]/n
@@ -257,39 +258,10 @@ func (r *rawOlmDB) commit(b *testing.B, hashes [][32]byte) {
 // turn.
 const benchBlock = 4
 
-// benchSide is one operation of a comparison. op runs it once and returns
-// the time of its measured part (preparing its input is not measured).
-type benchSide struct {
-	name string
-	op   func(b *testing.B) time.Duration
-}
+type benchSide = benchcmp.Side
 
-// benchInterleave runs blocks of every side in turn, each round starting
-// with the next side, so that all see the same load on a busy machine;
-// it reports each side's time per operation as "<name>-ns/op" and returns
-// them in order.
+var benchTimed = benchcmp.Timed
+
 func benchInterleave(b *testing.B, sides ...benchSide) []float64 {
-	total := make([]time.Duration, len(sides))
-	rounds := 0
-	for b.Loop() {
-		for k := range sides {
-			i := (rounds + k) % len(sides)
-			for range benchBlock {
-				total[i] += sides[i].op(b)
-			}
-		}
-		rounds++
-	}
-	per := make([]float64, len(sides))
-	for i, s := range sides {
-		per[i] = float64(total[i].Nanoseconds()) / float64(rounds*benchBlock)
-		b.ReportMetric(per[i], s.name+"-ns/op")
-	}
-	return per
-}
-
-func benchTimed(f func()) time.Duration {
-	t0 := time.Now()
-	f()
-	return time.Since(t0)
+	return benchcmp.Interleave(b, benchBlock, sides...)
 }

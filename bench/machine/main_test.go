@@ -14,6 +14,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/xolm/xolm/internal/benchcmp"
 	"path/filepath"
 	"testing"
 	"time"
@@ -194,41 +195,10 @@ func (r *rawDB) commit(b *testing.B, dur sqlitedb.Durability, events int) {
 // block is how many operations of one side run before the next side's turn.
 const block = 8
 
-// side is one operation of a comparison. op runs it once and returns the
-// time of its measured part (preparing its input is not measured).
-type side struct {
-	name string
-	op   func(b *testing.B) time.Duration
-}
+type side = benchcmp.Side
 
-// interleave runs blocks of every side in turn, so that all see the same load
-// on a busy machine (each round starting with the next side), reports each side's time per operation as
-// "<name>-ns/op" and returns them in order.
 func interleave(b *testing.B, sides ...side) []float64 {
-	total := make([]time.Duration, len(sides))
-	rounds := 0
-	for b.Loop() {
-		// Each round starts with the next side, so that no side always
-		// runs right after the same other one.
-		for k := range sides {
-			i := (rounds + k) % len(sides)
-			for range block {
-				total[i] += sides[i].op(b)
-			}
-		}
-		rounds++
-	}
-	per := make([]float64, len(sides))
-	for i, s := range sides {
-		per[i] = float64(total[i].Nanoseconds()) / float64(rounds*block)
-		b.ReportMetric(per[i], s.name+"-ns/op")
-	}
-	return per
+	return benchcmp.Interleave(b, block, sides...)
 }
 
-// timed measures f.
-func timed(f func()) time.Duration {
-	t0 := time.Now()
-	f()
-	return time.Since(t0)
-}
+var timed = benchcmp.Timed

@@ -40,15 +40,15 @@ func BenchmarkRoomDecrypt(b *testing.B) {
 		}
 	}
 	per := interleave(b,
-		side{"bare", func(b *testing.B) time.Duration {
+		side{Name: "bare", Op: func(b *testing.B) time.Duration {
 			ct, _ := floor.next(b)
 			return timed(func() { floor.bareDecrypt(b, ct) })
 		}},
-		side{"raw-commit", func(b *testing.B) time.Duration {
+		side{Name: "raw-commit", Op: func(b *testing.B) time.Duration {
 			return timed(func() { raw.commit(b, sqlitedb.Normal, 1) })
 		}},
-		side{"cache", decrypt(cached, rc)},
-		side{"no-cache", decrypt(plain, rp)},
+		side{Name: "cache", Op: decrypt(cached, rc)},
+		side{Name: "no-cache", Op: decrypt(plain, rp)},
 	)
 	bare, commit, cache, noCache := per[0], per[1], per[2], per[3]
 	b.ReportMetric(cache, "ns/op")
@@ -94,7 +94,7 @@ func BenchmarkRoomDecryptBatch(b *testing.B) {
 		}
 	}
 	per := interleave(b,
-		side{"bare", func(b *testing.B) time.Duration {
+		side{Name: "bare", Op: func(b *testing.B) time.Duration {
 			cts := make([][]byte, batchSize)
 			for i := range cts {
 				cts[i], _ = floor.next(b)
@@ -105,11 +105,11 @@ func BenchmarkRoomDecryptBatch(b *testing.B) {
 				}
 			})
 		}},
-		side{"raw-commit", func(b *testing.B) time.Duration {
+		side{Name: "raw-commit", Op: func(b *testing.B) time.Duration {
 			return timed(func() { raw.commit(b, sqlitedb.Normal, batchSize) })
 		}},
-		side{"cache", batch(cached, rc)},
-		side{"no-cache", batch(plain, rp)},
+		side{Name: "cache", Op: batch(cached, rc)},
+		side{Name: "no-cache", Op: batch(plain, rp)},
 	)
 	bare, commit, cache, noCache := per[0]/batchSize, per[1]/batchSize, per[2]/batchSize, per[3]/batchSize
 	b.ReportMetric(cache, "ns/event")
@@ -158,7 +158,7 @@ func BenchmarkRoomDecryptIndex(b *testing.B) {
 				fromZero = r.bare.Clone() // it has decrypted nothing
 				at100k, _ = r.next(b)
 			}
-			sides = append(sides, side{name, func(b *testing.B) time.Duration {
+			sides = append(sides, side{Name: name, Op: func(b *testing.B) time.Duration {
 				_, ev := r.next(b)
 				return timed(func() {
 					if _, err := m.DecryptRoomEvent(ctx, room, ev); err != nil {
@@ -168,7 +168,7 @@ func BenchmarkRoomDecryptIndex(b *testing.B) {
 			}})
 		}
 	}
-	sides = append(sides, side{"rewalk-100k", func(b *testing.B) time.Duration {
+	sides = append(sides, side{Name: "rewalk-100k", Op: func(b *testing.B) time.Duration {
 		c := fromZero.Clone()
 		return timed(func() {
 			if _, _, err := c.Decrypt(at100k); err != nil {

@@ -40,18 +40,18 @@ func BenchmarkRoomEncrypt(b *testing.B) {
 		}
 	}
 	per := interleave(b,
-		side{"bare", func(b *testing.B) time.Duration {
+		side{Name: "bare", Op: func(b *testing.B) time.Duration {
 			return timed(func() {
 				if _, err := floor.out.Encrypt(plaintext); err != nil {
 					b.Fatal(err)
 				}
 			})
 		}},
-		side{"raw-commit", func(b *testing.B) time.Duration {
+		side{Name: "raw-commit", Op: func(b *testing.B) time.Duration {
 			return timed(func() { raw.commit(b, sqlitedb.Synced, 0) })
 		}},
-		side{"cache", encrypt(cached)},
-		side{"no-cache", encrypt(plain)},
+		side{Name: "cache", Op: encrypt(cached)},
+		side{Name: "no-cache", Op: encrypt(plain)},
 	)
 	bare, commit, cache, noCache := per[0], per[1], per[2], per[3]
 	b.ReportMetric(cache, "ns/op")
