@@ -33,6 +33,9 @@ type cache struct {
 	olmSessions   stampedLRU[string, []*OlmSessionRecord] // by sender key, most recently used first
 	groupSessions stampedLRU[groupKey, *InboundGroupSessionRecord]
 	outbound      stampedLRU[string, *OutboundGroupSessionRecord] // by room
+	// devices caches DeviceByCurve25519 by identity key; nil records that
+	// no device has the key. Any device write empties it.
+	devices stampedLRU[string, *Device]
 }
 
 type groupKey struct{ roomID, sessionID string }
@@ -48,6 +51,7 @@ func newCache(size int, disabled, insecureSkipInvalidation bool) *cache {
 		olmSessions:              newStampedLRU[string, []*OlmSessionRecord](size),
 		groupSessions:            newStampedLRU[groupKey, *InboundGroupSessionRecord](size),
 		outbound:                 newStampedLRU[string, *OutboundGroupSessionRecord](size),
+		devices:                  newStampedLRU[string, *Device](size),
 	}
 }
 
@@ -148,4 +152,5 @@ func (c *cache) invalidateLocked() {
 	c.olmSessions.purge()
 	c.groupSessions.purge()
 	c.outbound.purge()
+	c.devices.purge()
 }

@@ -1,6 +1,7 @@
 package cryptostore
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
@@ -13,6 +14,26 @@ type Device struct {
 	// KeysJSON is the signed device-keys object as received.
 	KeysJSON  []byte
 	UpdatedAt time.Time
+}
+
+const tableDevices = "devices"
+
+// anyDevice is the cache entry name a device write records: a write may
+// move an identity key from one device to another, so it stales every
+// cached lookup by key.
+const anyDevice = "*"
+
+func (d *Device) clone() *Device {
+	c := *d
+	c.KeysJSON = append([]byte(nil), d.KeysJSON...)
+	return &c
+}
+
+// devicesWritten records a device write: the transaction's own lookups go to
+// SQLite from now on, and the commit empties the cached lookups.
+func (t *Tx) devicesWritten() {
+	t.wrote(tableDevices, anyDevice)
+	t.afterCommit(func() { t.s.cache.devices.purge() })
 }
 
 // PutDevice stores or replaces a device's keys. A device whose identity keys
@@ -37,6 +58,7 @@ func (t *Tx) PutDevice(d *Device) error {
 	if err != nil {
 		return fmt.Errorf("cryptostore: put device: %w", err)
 	}
+	t.devicesWritten()
 	return nil
 }
 
@@ -49,6 +71,7 @@ func (t *Tx) RemoveDevice(userID, deviceID string) error {
 }
 
 func (t *Tx) archiveDevice(userID, deviceID string) error {
+	t.devicesWritten()
 	if _, err := t.tx.Exec(`INSERT INTO archived_devices
 		(user_id, device_id, curve25519, ed25519, keys_json, updated_at, archived_at)
 		SELECT user_id, device_id, curve25519, ed25519, keys_json, updated_at, ? FROM devices
@@ -83,16 +106,32 @@ func (t *Tx) Devices(userID string) ([]*Device, error) {
 // DeviceByCurve25519 finds the device with the given identity key, or
 // ErrNotFound.
 func (t *Tx) DeviceByCurve25519(key string) (*Device, error) {
+	if d, ok := t.s.cache.devices.get(key, t.gen); ok && !t.changed(tableDevices, anyDevice) {
+		if d == nil {
+			return nil, ErrNotFound
+		}
+		return d.clone(), nil
+	}
 	d := &Device{Curve25519: key}
 	var updated int64
 	err := t.tx.QueryRow(`SELECT user_id, device_id, ed25519, keys_json, updated_at FROM devices
 		WHERE curve25519 = ? ORDER BY updated_at DESC LIMIT 1`, key).
 		Scan(&d.UserID, &d.DeviceID, &d.Ed25519, &d.KeysJSON, &updated)
-	if err != nil {
-		return nil, noRows(err)
+	if err = noRows(err); errors.Is(err, ErrNotFound) {
+		d = nil // remembered too: an unknown sender is looked up per message
+	} else if err != nil {
+		return nil, err
+	} else {
+		d.UpdatedAt = time.UnixMilli(updated)
 	}
-	d.UpdatedAt = time.UnixMilli(updated)
-	return d, nil
+	if !t.changed(tableDevices, anyDevice) {
+		cached := d
+		t.cacheRead(func() { t.s.cache.devices.put(key, cached, t.gen) })
+	}
+	if d == nil {
+		return nil, ErrNotFound
+	}
+	return d.clone(), nil
 }
 
 // TrackUser marks a user's device list as tracked and, if dirty, in need of

@@ -95,16 +95,25 @@ func (t *Tx) PutOlmSession(rec *OlmSessionRecord) error {
 	}
 	id := rec.Session.ID()
 	blob := rec.Session.Pickle(&t.s.key, rowAD(tableOlmSessions, id))
-	_, err := t.tx.Exec(`INSERT INTO olm_sessions (session_id, sender_key, created_at, last_used_at, blob)
-		VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET
-		last_used_at = excluded.last_used_at, blob = excluded.blob`,
-		id, rec.SenderKey, rec.CreatedAt.UnixMilli(), rec.LastUsedAt.UnixMilli(), blob)
+	// An advanced session replaces its row and leaves the sender's count as
+	// it was; only a new row can take the sender past the limit.
+	res, err := t.tx.Exec(`UPDATE olm_sessions SET last_used_at = ?, blob = ? WHERE session_id = ?`,
+		rec.LastUsedAt.UnixMilli(), blob, id)
 	if err != nil {
 		return fmt.Errorf("cryptostore: put olm session: %w", err)
 	}
-	pruned, err := t.pruneOlmSessions(rec.SenderKey)
-	if err != nil {
-		return err
+	var pruned []string
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("cryptostore: put olm session: %w", err)
+	} else if n == 0 {
+		if _, err := t.tx.Exec(`INSERT INTO olm_sessions (session_id, sender_key, created_at, last_used_at, blob)
+			VALUES (?, ?, ?, ?, ?)`,
+			id, rec.SenderKey, rec.CreatedAt.UnixMilli(), rec.LastUsedAt.UnixMilli(), blob); err != nil {
+			return fmt.Errorf("cryptostore: put olm session: %w", err)
+		}
+		if pruned, err = t.pruneOlmSessions(rec.SenderKey); err != nil {
+			return err
+		}
 	}
 	stored := rec.clone()
 	t.wrote(tableOlmSessions, rec.SenderKey)

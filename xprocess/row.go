@@ -107,6 +107,17 @@ const fenceReleaseSQL = `UPDATE xprocess_lease SET data_stamp = data_stamp + 1, 
 WHERE name = ? AND holder = ? AND generation = ?
 RETURNING data_stamp`
 
+// scopedRetakeSQL is the common transaction-scoped take in one statement:
+// this holder released the lease last and nobody claims the next turn, so
+// the lease is taken, the data stamp bumped and the lease released again at
+// once, with the generation unchanged (as acquireSQL keeps it for the same
+// holder). Nothing can see the row between this statement and the commit:
+// the transaction holds SQLite's write lock throughout, and readers see only
+// committed rows. When it finds no row the full take (tryRow) decides.
+const scopedRetakeSQL = `UPDATE xprocess_lease SET data_stamp = data_stamp + 1
+WHERE name = ? AND holder = ? AND expires_at = 0 AND want = ''
+RETURNING generation, data_stamp`
+
 // fenceSQL is invariant 3 in one statement: it finds the row only while it
 // still names this holder and generation, and bumps the data stamp.
 const fenceSQL = `UPDATE xprocess_lease SET data_stamp = data_stamp + 1

@@ -101,28 +101,44 @@ func (p *Process) writeScoped(ctx context.Context, why string, dur sqlitedb.Dura
 	dead := func(id string) bool { return holderDead(p.aliveDir, id) }
 	var now seen
 	err = p.db.WriteThen(ctx, why, dur, func(tx *sqlitedb.Tx) error {
-		res, err := tryRow(tx, p.id, newClock(p.now(), p.dur), p.dur, false, dead)
-		if err != nil {
+		// The common case first: this process released the lease last and
+		// nobody waits, so one statement takes it, bumps the data stamp and
+		// leaves it released at the commit.
+		var gen, stamp int64
+		err := tx.QueryRow(scopedRetakeSQL, leaseName, p.id).Scan(&gen, &stamp)
+		retaken := err == nil
+		switch {
+		case retaken:
+			now = seen{gen: gen, stamp: stamp, any: true}
+			stamp-- // as the row stood before this transaction
+		case errors.Is(err, sql.ErrNoRows):
+			res, err := tryRow(tx, p.id, newClock(p.now(), p.dur), p.dur, false, dead)
+			if err != nil {
+				return err
+			}
+			if !res.ok {
+				return errTxBusy
+			}
+			gen, stamp = res.generation, res.dataStamp
+		default:
+			return fmt.Errorf("xprocess: take: %w", err)
+		}
+		taken := seen{gen: gen, stamp: stamp, any: true}
+		if err := fn(tx, gen, taken != prev); err != nil {
 			return err
 		}
-		if !res.ok {
-			return errTxBusy
+		if !retaken {
+			// Fence, bump the data stamp and release in one statement. The
+			// take above happened in this same transaction, which holds
+			// SQLite's write lock throughout, so the row still names us;
+			// checking holder and generation again keeps the fence explicit.
+			if err := tx.QueryRow(fenceReleaseSQL, leaseName, p.id, gen).Scan(&stamp); err != nil {
+				return fmt.Errorf("xprocess: fence and release: %w", err)
+			}
+			now = seen{gen: gen, stamp: stamp, any: true}
 		}
-		taken := seen{gen: res.generation, stamp: res.dataStamp, any: true}
-		if err := fn(tx, res.generation, taken != prev); err != nil {
-			return err
-		}
-		// Fence, bump the data stamp and release in one statement. The take
-		// above happened in this same transaction, which holds SQLite's
-		// write lock throughout, so the row still names us; checking holder
-		// and generation again costs nothing and keeps the fence explicit.
-		var stamp int64
-		if err := tx.QueryRow(fenceReleaseSQL, leaseName, p.id, res.generation).Scan(&stamp); err != nil {
-			return fmt.Errorf("xprocess: fence and release: %w", err)
-		}
-		now = seen{gen: res.generation, stamp: stamp, any: true}
-		if prev.any && prev.gen != res.generation {
-			p.log.Info().Int64("from", prev.gen).Int64("to", res.generation).Msg("lease generation changed")
+		if prev.any && prev.gen != gen {
+			p.log.Info().Int64("from", prev.gen).Int64("to", gen).Msg("lease generation changed")
 		}
 		return nil
 	}, func() {

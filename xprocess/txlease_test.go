@@ -75,3 +75,71 @@ func TestInvariant13SuspendWithDoneContextClosesFiles(t *testing.T) {
 		p.Close()
 	}
 }
+
+// Scoped writes tell fn whether state may have changed since this process
+// last saw it, on the one-statement retake (this process released last,
+// nobody waits) as on the full take: unchanged for a process's consecutive
+// writes, changed after another process wrote, and each write leaves the
+// lease released, its data stamp one higher, and the generation up exactly
+// when the writer changed.
+func TestScopedWritesReportChangesAndLeaveTheLeaseFree(t *testing.T) {
+	e := newEnv(t)
+	a, b := e.process("app"), e.process("nse")
+	type step struct {
+		gen     int64
+		changed bool
+	}
+	scoped := func(p *Process) step {
+		t.Helper()
+		var s step
+		err := p.Write(context.Background(), "scoped", sqlitedb.Normal,
+			func(tx *sqlitedb.Tx, gen int64, changed bool) error {
+				s = step{gen, changed}
+				_, err := tx.Exec("CREATE TABLE IF NOT EXISTS t(v INTEGER)")
+				return err
+			}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	row := func() (holder string, expires, gen, stamp int64) {
+		t.Helper()
+		err := a.db.Read(context.Background(), "row", func(tx *sqlitedb.Tx) error {
+			return tx.QueryRow(`SELECT holder, expires_at, generation, data_stamp FROM xprocess_lease WHERE name = ?`,
+				leaseName).Scan(&holder, &expires, &gen, &stamp)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	first := scoped(a)
+	if !first.changed {
+		t.Error("a process's first write must treat state as changed")
+	}
+	_, _, _, stamp0 := row()
+	for i := range 3 {
+		if s := scoped(a); s.changed || s.gen != first.gen {
+			t.Fatalf("consecutive write %d by one process: %+v, want generation %d unchanged", i, s, first.gen)
+		}
+		holder, expires, gen, stamp := row()
+		if holder != a.id || expires != 0 || gen != first.gen || stamp != stamp0+int64(i)+1 {
+			t.Fatalf("row after write %d: holder %q expires %d generation %d stamp %d", i, holder, expires, gen, stamp)
+		}
+	}
+	if s := scoped(b); !s.changed || s.gen != first.gen+1 {
+		t.Fatalf("other process's write: %+v, want changed at generation %d", s, first.gen+1)
+	}
+	if s := scoped(a); !s.changed || s.gen != first.gen+2 {
+		t.Fatalf("write after the other process's: %+v, want changed at generation %d", s, first.gen+2)
+	}
+	if s := scoped(a); s.changed {
+		t.Fatalf("the next write: %+v, want unchanged", s)
+	}
+	l, err := b.TryAcquire(context.Background())
+	if err != nil {
+		t.Fatalf("a scoped write left the lease held: %v", err)
+	}
+	l.Release()
+}
