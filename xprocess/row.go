@@ -118,6 +118,13 @@ const scopedRetakeSQL = `UPDATE xprocess_lease SET data_stamp = data_stamp + 1
 WHERE name = ? AND holder = ? AND expires_at = 0 AND want = ''
 RETURNING generation, data_stamp`
 
+// scopedResumeSQL is scopedRetakeSQL for a process that also knows the
+// generation and data stamp it left the row at: when the row still stands
+// so, nobody wrote since, and the statement needs no RETURNING (which makes
+// SQLite buffer the change) for the caller to know the new values.
+const scopedResumeSQL = `UPDATE xprocess_lease SET data_stamp = data_stamp + 1
+WHERE name = ? AND holder = ? AND expires_at = 0 AND want = '' AND generation = ? AND data_stamp = ?`
+
 // fenceSQL is invariant 3 in one statement: it finds the row only while it
 // still names this holder and generation, and bumps the data stamp.
 const fenceSQL = `UPDATE xprocess_lease SET data_stamp = data_stamp + 1

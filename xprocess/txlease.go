@@ -101,33 +101,17 @@ func (p *Process) writeScoped(ctx context.Context, why string, dur sqlitedb.Dura
 	dead := func(id string) bool { return holderDead(p.aliveDir, id) }
 	var now seen
 	err = p.db.WriteThen(ctx, why, dur, func(tx *sqlitedb.Tx) error {
-		// The common case first: this process released the lease last and
-		// nobody waits, so one statement takes it, bumps the data stamp and
-		// leaves it released at the commit.
-		var gen, stamp int64
-		err := tx.QueryRow(scopedRetakeSQL, leaseName, p.id).Scan(&gen, &stamp)
-		retaken := err == nil
-		switch {
-		case retaken:
-			now = seen{gen: gen, stamp: stamp, any: true}
-			stamp-- // as the row stood before this transaction
-		case errors.Is(err, sql.ErrNoRows):
-			res, err := tryRow(tx, p.id, newClock(p.now(), p.dur), p.dur, false, dead)
-			if err != nil {
-				return err
-			}
-			if !res.ok {
-				return errTxBusy
-			}
-			gen, stamp = res.generation, res.dataStamp
-		default:
-			return fmt.Errorf("xprocess: take: %w", err)
+		take, err := p.takeScoped(tx, prev, dead)
+		if err != nil {
+			return err
 		}
+		gen, stamp := take.gen, take.before
 		taken := seen{gen: gen, stamp: stamp, any: true}
 		if err := fn(tx, gen, taken != prev); err != nil {
 			return err
 		}
-		if !retaken {
+		now = seen{gen: gen, stamp: take.after, any: true}
+		if take.release {
 			// Fence, bump the data stamp and release in one statement. The
 			// take above happened in this same transaction, which holds
 			// SQLite's write lock throughout, so the row still names us;
@@ -150,6 +134,60 @@ func (p *Process) writeScoped(ctx context.Context, why string, dur sqlitedb.Dura
 		}
 	})
 	return err
+}
+
+// scopedTake is how a transaction-scoped write took the lease: at which
+// generation, the data stamp before and after the transaction, and whether
+// the lease still has to be released (with the stamp bumped) at its end.
+type scopedTake struct {
+	gen, before, after int64
+	release            bool
+}
+
+// takeScoped takes the lease inside a write transaction, cheapest way
+// first: the row as this process left it (one UPDATE without RETURNING);
+// released by this process last (one UPDATE … RETURNING); else the full
+// take, with takeover of a dead holder, which leaves the release to the end
+// of the transaction. It returns errTxBusy when another process holds the
+// lease or has the next turn.
+func (p *Process) takeScoped(tx *sqlitedb.Tx, prev seen, dead func(string) bool) (scopedTake, error) {
+	if ok, err := resume(tx, p.id, prev); err != nil || ok {
+		return scopedTake{gen: prev.gen, before: prev.stamp, after: prev.stamp + 1}, err
+	}
+	var gen, stamp int64
+	err := tx.QueryRow(scopedRetakeSQL, leaseName, p.id).Scan(&gen, &stamp)
+	if err == nil {
+		return scopedTake{gen: gen, before: stamp - 1, after: stamp}, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return scopedTake{}, fmt.Errorf("xprocess: take: %w", err)
+	}
+	res, err := tryRow(tx, p.id, newClock(p.now(), p.dur), p.dur, false, dead)
+	if err != nil {
+		return scopedTake{}, err
+	}
+	if !res.ok {
+		return scopedTake{}, errTxBusy
+	}
+	return scopedTake{gen: res.generation, before: res.dataStamp, release: true}, nil
+}
+
+// resume is the cheapest scoped take: it bumps the data stamp if the row
+// still stands as this process left it (released by it, nobody waiting, the
+// generation and stamp it saw), and reports whether it did.
+func resume(tx *sqlitedb.Tx, holder string, prev seen) (bool, error) {
+	if !prev.any {
+		return false, nil
+	}
+	res, err := tx.Exec(scopedResumeSQL, leaseName, holder, prev.gen, prev.stamp)
+	if err != nil {
+		return false, fmt.Errorf("xprocess: take: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("xprocess: take: %w", err)
+	}
+	return n == 1, nil
 }
 
 // Observe reads the lease row inside the caller's read transaction, whose

@@ -143,3 +143,55 @@ func TestScopedWritesReportChangesAndLeaveTheLeaseFree(t *testing.T) {
 	}
 	l.Release()
 }
+
+// Each of the scoped take's three ways (resume the row as this process left
+// it, retake a lease it released last, the full take) finds the same
+// generation and stamps, and none is tried where it does not apply.
+func TestScopedTakeWays(t *testing.T) {
+	e := newEnv(t)
+	a, b := e.process("app"), e.process("nse")
+	noop := func(tx *sqlitedb.Tx, gen int64, changed bool) error { return nil }
+	if err := a.Write(context.Background(), "first", sqlitedb.Normal, noop, nil); err != nil {
+		t.Fatal(err)
+	}
+	left := a.seen
+	take := func(p *Process, prev seen) (st scopedTake, err error) {
+		t.Helper()
+		werr := p.db.Write(context.Background(), "take", sqlitedb.Normal, func(tx *sqlitedb.Tx) error {
+			st, err = p.takeScoped(tx, prev, func(string) bool { return false })
+			return errors.New("roll back") // each way is looked at from the same row
+		})
+		if werr == nil {
+			t.Fatal("the probe committed")
+		}
+		return st, err
+	}
+	for _, c := range []struct {
+		name string
+		prev seen
+	}{
+		{"resume", left},
+		{"retake (this process's view is not the row's)", seen{}},
+		{"retake (a stamp this process did not leave)", seen{gen: left.gen, stamp: left.stamp - 1, any: true}},
+	} {
+		st, err := take(a, c.prev)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if want := (scopedTake{gen: left.gen, before: left.stamp, after: left.stamp + 1}); st != want {
+			t.Fatalf("%s: %+v, want %+v", c.name, st, want)
+		}
+	}
+	st, err := take(b, left) // another process: the full take, generation up, release at the end
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (scopedTake{gen: left.gen + 1, before: left.stamp, release: true}); st != want {
+		t.Fatalf("full take: %+v, want %+v", st, want)
+	}
+	l := acquire(t, a)
+	defer l.Release()
+	if _, err := take(b, left); !errors.Is(err, errTxBusy) {
+		t.Fatalf("take while another process holds the lease: %v, want errTxBusy", err)
+	}
+}
