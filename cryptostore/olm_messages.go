@@ -158,10 +158,11 @@ func (t *Tx) SeenOlmMessages(hashes [][32]byte) (map[[32]byte]bool, error) {
 // AddOlmMessages records the hashes of decrypted messages, as
 // [Tx.AddOlmMessage] does for one, in one statement per 100 messages (a few
 // for a number that is not a chunk size); a hash already recorded is left as
-// it is.
-func (t *Tx) AddOlmMessages(msgs []OlmMessage) error {
+// it is. It returns how many of the hashes were new: fewer than given means
+// some message was decrypted before.
+func (t *Tx) AddOlmMessages(msgs []OlmMessage) (added int, err error) {
 	if err := t.checkWrite(); err != nil {
-		return err
+		return 0, err
 	}
 	now := t.s.nowMillis()
 	for len(msgs) > 0 {
@@ -171,11 +172,17 @@ func (t *Tx) AddOlmMessages(msgs []OlmMessage) error {
 			args = append(args, msgs[i].Hash[:], msgs[i].SenderKey, now)
 		}
 		msgs = msgs[n:]
-		if _, err := t.tx.Exec(addOlmSQL[n], args...); err != nil {
-			return fmt.Errorf("cryptostore: add olm message hashes: %w", err)
+		res, err := t.tx.Exec(addOlmSQL[n], args...)
+		if err != nil {
+			return added, fmt.Errorf("cryptostore: add olm message hashes: %w", err)
 		}
+		rows, err := res.RowsAffected()
+		if err != nil {
+			return added, fmt.Errorf("cryptostore: add olm message hashes: %w", err)
+		}
+		added += int(rows)
 	}
-	return nil
+	return added, nil
 }
 
 // PruneOlmMessages forgets message hashes older than d. Peers stop resending

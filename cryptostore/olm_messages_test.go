@@ -62,8 +62,23 @@ func TestOlmMessagesBatch(t *testing.T) {
 		msgs = append(msgs, OlmMessage{Hash: hash(i), SenderKey: "sender"})
 	}
 	msgs = append(msgs, msgs[0], msgs[7])
-	update(t, s, func(tx *Tx) error { return tx.AddOlmMessages(msgs) })
-	update(t, s, func(tx *Tx) error { return tx.AddOlmMessages(nil) })
+	added := func(msgs []OlmMessage) (n int) {
+		t.Helper()
+		update(t, s, func(tx *Tx) (err error) {
+			n, err = tx.AddOlmMessages(msgs)
+			return err
+		})
+		return n
+	}
+	if n := added(msgs); n != len(msgs)-2 {
+		t.Fatalf("%d of %d hashes (two given twice) reported new", n, len(msgs))
+	}
+	if n := added(nil); n != 0 {
+		t.Fatalf("no hashes: %d reported new", n)
+	}
+	if n := added(append(msgs[3:5:5], OlmMessage{Hash: hash(1000), SenderKey: "sender"})); n != 1 {
+		t.Fatalf("two recorded hashes and a new one: %d reported new", n)
+	}
 
 	for _, n := range []int{0, 1, 2, 9, 33, 128, 129, 300} {
 		var hashes [][32]byte
@@ -94,7 +109,10 @@ func TestOlmMessagesBatch(t *testing.T) {
 			return nil
 		})
 	}
-	err := s.View(context.Background(), "read only", func(tx *Tx) error { return tx.AddOlmMessages(msgs[:1]) })
+	err := s.View(context.Background(), "read only", func(tx *Tx) error {
+		_, err := tx.AddOlmMessages(msgs[:1])
+		return err
+	})
 	if !errors.Is(err, ErrReadOnly) {
 		t.Fatalf("AddOlmMessages in a View: %v", err)
 	}

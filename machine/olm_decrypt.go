@@ -98,16 +98,23 @@ type toDeviceBatch struct {
 	ids map[*cryptostore.OlmSessionRecord]string
 	// devices caches DeviceByCurve25519 for the batch (nil: not known).
 	devices map[string]*cryptostore.Device
+	// events are the batch's encrypted events (nil where an event was done
+	// with when parsed), for the store's hashes to be looked up in one
+	// statement when first needed.
+	events []*olmEvent
+	// looked is set once the store's hashes of events are in seen.
+	looked bool
 	// seen holds the hashes of messages decrypted before: by the store
-	// when the batch began, and by the batch's own earlier events.
+	// (once looked), and by the batch's own earlier events.
 	seen map[[32]byte]bool
 	// decrypted holds the hashes of the messages the batch decrypted, to be
 	// recorded by flush.
 	decrypted []cryptostore.OlmMessage
 }
 
-func newToDeviceBatch(m *Machine, tx *cryptostore.Tx) *toDeviceBatch {
-	return &toDeviceBatch{m: m, tx: tx, sessions: make(map[string][]*cryptostore.OlmSessionRecord),
+func newToDeviceBatch(m *Machine, tx *cryptostore.Tx, events []*olmEvent) *toDeviceBatch {
+	return &toDeviceBatch{m: m, tx: tx, events: events, seen: make(map[[32]byte]bool),
+		sessions: make(map[string][]*cryptostore.OlmSessionRecord),
 		changed: make(map[string]*cryptostore.OlmSessionRecord), devices: make(map[string]*cryptostore.Device),
 		ids: make(map[*cryptostore.OlmSessionRecord]string)}
 }
@@ -115,10 +122,17 @@ func newToDeviceBatch(m *Machine, tx *cryptostore.Tx) *toDeviceBatch {
 // flush writes the hashes of the messages the batch decrypted, in one
 // statement, and the sessions it changed, least recently used first, so
 // that the store prunes a sender's sessions as it would have one event at a
-// time.
+// time. It returns errSeenAfterAll if a hash was in the store already: a
+// message decrypted before decrypted again (a session older than the one
+// that decrypted it first, such as one restored from a backup) before the
+// batch had looked the hashes up.
 func (b *toDeviceBatch) flush() error {
-	if err := b.tx.AddOlmMessages(b.decrypted); err != nil {
+	added, err := b.tx.AddOlmMessages(b.decrypted)
+	if err != nil {
 		return err
+	}
+	if added != len(b.decrypted) {
+		return errSeenAfterAll
 	}
 	b.decrypted = nil
 	recs := slices.Collect(maps.Values(b.changed))
@@ -157,18 +171,47 @@ type decryptedOlm struct {
 	device    *cryptostore.Device // the sender device, if known
 }
 
+// errSeenAfterAll aborts a batch transaction that decrypted a message the
+// store had recorded as decrypted before; ReceiveSyncChanges runs the batch
+// again, looking the hashes up first.
+var errSeenAfterAll = errors.New("machine: a message decrypted before decrypted again")
+
 // lookUpHashes finds, in one statement, which of the batch's messages were
-// decrypted before.
-func (b *toDeviceBatch) lookUpHashes(events []*olmEvent) error {
+// decrypted before, unless it did already. A batch looks them up before its
+// first pre-key message (which a fallback key could decrypt again) and
+// before it calls a message undecryptable (it may be a duplicate); a batch
+// of normal messages that all decrypt needs no lookup, as the flush finds
+// any hash that was recorded after all.
+func (b *toDeviceBatch) lookUpHashes() error {
+	if b.looked {
+		return nil
+	}
+	b.looked = true
 	var hashes [][32]byte
-	for _, ev := range events {
+	for _, ev := range b.events {
 		if ev != nil {
 			hashes = append(hashes, ev.hash)
 		}
 	}
 	seen, err := b.tx.SeenOlmMessages(hashes)
-	b.seen = seen
-	return err
+	if err != nil {
+		return err
+	}
+	// An event the batch decrypted already and finds here was decrypted
+	// before after all; flush finds it when it records the hash.
+	maps.Copy(b.seen, seen)
+	return nil
+}
+
+// duplicate reports whether the event's message was decrypted before: by
+// an earlier event of the batch, or (with lookup) by the store.
+func (b *toDeviceBatch) duplicate(ev *olmEvent, lookup bool) (bool, error) {
+	if !b.seen[ev.hash] && lookup {
+		if err := b.lookUpHashes(); err != nil {
+			return false, err
+		}
+	}
+	return b.seen[ev.hash], nil
 }
 
 // decryptOlm decrypts an Olm message as the specification orders it,
@@ -179,8 +222,8 @@ func (b *toDeviceBatch) lookUpHashes(events []*olmEvent) error {
 // unwedging records. A message decrypted before, by the store or by an
 // earlier event of the batch, is a duplicate (DESIGN.md invariant 7).
 func (b *toDeviceBatch) decryptOlm(ev *olmEvent) (*decryptedOlm, error) {
-	if b.seen[ev.hash] {
-		return nil, ErrDuplicateOlmMessage
+	if dup, err := b.duplicate(ev, ev.typ == olm.MessageTypePreKey); err != nil || dup {
+		return nil, cmp.Or(err, ErrDuplicateOlmMessage)
 	}
 	senderKey, typ := ev.senderKey, ev.typ
 	var try olmAttempt
@@ -203,6 +246,9 @@ func (b *toDeviceBatch) decryptOlm(ev *olmEvent) (*decryptedOlm, error) {
 		}
 	}
 	if try.failure != nil {
+		if dup, err := b.duplicate(ev, true); err != nil || dup {
+			return nil, cmp.Or(err, ErrDuplicateOlmMessage)
+		}
 		unwedging, err := b.m.markWedged(b.tx, ev.sender, senderKey)
 		if err != nil {
 			return nil, err

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/xolm/xolm/cryptostore"
 	"github.com/xolm/xolm/olm"
@@ -100,8 +101,20 @@ func (e *ToDeviceBatchLimitError) Is(target error) bool { return target == ErrTo
 // process on the same store) is reported as [ErrDuplicateOlmMessage] and
 // never starts unwedging.
 func (m *Machine) ReceiveSyncChanges(ctx context.Context, changes SyncChanges) ([]ToDeviceResult, error) {
+	// Parse every event first, outside the transaction: parsing needs no
+	// state, and the batch's lookup of which messages were decrypted before
+	// takes their hashes in one statement.
+	parsed := make([]ToDeviceResult, len(changes.ToDeviceEvents))
+	events := make([]*olmEvent, len(parsed))
+	for i, raw := range changes.ToDeviceEvents {
+		if i >= MaxToDeviceEventsPerBatch {
+			parsed[i] = ToDeviceResult{Err: &ToDeviceBatchLimitError{Index: i, Max: MaxToDeviceEventsPerBatch}}
+			continue
+		}
+		parsed[i], events[i] = parseToDevice(raw, m.ids.Curve25519.String())
+	}
 	var results []ToDeviceResult
-	err := m.store.Update(ctx, "machine: receive sync changes", cryptostore.Normal, func(tx *cryptostore.Tx) error {
+	receive := func(tx *cryptostore.Tx, lookUpFirst bool) error {
 		// Device lists and key counts first: they do not depend on the
 		// events, and the events' unwedging may want the devices marked.
 		if err := m.markDevicesChanged(tx, changes.ChangedDevices, changes.LeftDevices); err != nil {
@@ -112,21 +125,13 @@ func (m *Machine) ReceiveSyncChanges(ctx context.Context, changes SyncChanges) (
 				return err
 			}
 		}
-		b := newToDeviceBatch(m, tx)
-		results = make([]ToDeviceResult, len(changes.ToDeviceEvents)) // fresh on a retried transaction
-		// Parse every event first, so that one statement finds which of
-		// their messages were decrypted before.
-		events := make([]*olmEvent, len(results))
-		for i, raw := range changes.ToDeviceEvents {
-			if i >= MaxToDeviceEventsPerBatch {
-				results[i] = ToDeviceResult{Err: &ToDeviceBatchLimitError{Index: i, Max: MaxToDeviceEventsPerBatch}}
-				continue
+		b := newToDeviceBatch(m, tx, events)
+		if lookUpFirst {
+			if err := b.lookUpHashes(); err != nil {
+				return err
 			}
-			results[i], events[i] = parseToDevice(raw, b.m.ids.Curve25519.String())
 		}
-		if err := b.lookUpHashes(events); err != nil {
-			return err
-		}
+		results = slices.Clone(parsed) // fresh on a retried transaction
 		for i, ev := range events {
 			if ev == nil {
 				continue
@@ -138,7 +143,18 @@ func (m *Machine) ReceiveSyncChanges(ctx context.Context, changes SyncChanges) (
 			results[i] = res
 		}
 		return b.flush()
+	}
+	// A batch looks up which of its messages were decrypted before only when
+	// it needs to know; should one that was decrypt again all the same, it
+	// is undone and run again with the lookup first.
+	err := m.store.Update(ctx, "machine: receive sync changes", cryptostore.Normal, func(tx *cryptostore.Tx) error {
+		return receive(tx, false)
 	})
+	if errors.Is(err, errSeenAfterAll) {
+		err = m.store.Update(ctx, "machine: receive sync changes", cryptostore.Normal, func(tx *cryptostore.Tx) error {
+			return receive(tx, true)
+		})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("machine: receive sync changes: %w", err)
 	}
