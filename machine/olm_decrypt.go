@@ -115,7 +115,7 @@ type toDeviceBatch struct {
 func newToDeviceBatch(m *Machine, tx *cryptostore.Tx, events []*olmEvent) *toDeviceBatch {
 	return &toDeviceBatch{m: m, tx: tx, events: events, seen: make(map[[32]byte]bool),
 		sessions: make(map[string][]*cryptostore.OlmSessionRecord),
-		changed: make(map[string]*cryptostore.OlmSessionRecord), devices: make(map[string]*cryptostore.Device),
+		changed:  make(map[string]*cryptostore.OlmSessionRecord), devices: make(map[string]*cryptostore.Device),
 		ids: make(map[*cryptostore.OlmSessionRecord]string)}
 }
 
