@@ -30,7 +30,7 @@ type LeaseState struct {
 var inspectTables = []string{
 	"account", "one_time_keys", "server_key_counts", "olm_sessions", "olm_message_hashes", "olm_unwedged",
 	"inbound_group_sessions", "megolm_replay", "outbound_group_sessions", "outbound_group_shares",
-	"devices", "tracked_users", "outgoing_requests",
+	"devices", "tracked_users", "outgoing_requests", "maintenance",
 	"archived_olm_sessions", "archived_inbound_group_sessions", "archived_devices",
 }
 

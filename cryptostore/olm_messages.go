@@ -185,16 +185,21 @@ func (t *Tx) AddOlmMessages(msgs []OlmMessage) (added int, err error) {
 	return added, nil
 }
 
-// PruneOlmMessages forgets message hashes older than d. Peers stop resending
-// a to-device message once it was delivered, so old hashes only cost space.
-func (t *Tx) PruneOlmMessages(olderThan time.Duration) (int64, error) {
+// PruneOlmMessages forgets at most limit message hashes recorded more than
+// olderThan ago, and returns how many it forgot. Peers stop resending a
+// to-device message once it was delivered, so old hashes only cost space.
+// The hashes have no index by age (one would cost every decrypted message a
+// page write): this reads the whole table, so run it seldom, as
+// machine.Maintain does.
+func (t *Tx) PruneOlmMessages(olderThan time.Duration, limit int) (int64, error) {
 	if err := t.checkWrite(); err != nil {
 		return 0, err
 	}
-	res, err := t.tx.Exec(`DELETE FROM olm_message_hashes WHERE received_at < ?`,
-		t.s.now().Add(-olderThan).UnixMilli())
+	res, err := t.tx.Exec(`DELETE FROM olm_message_hashes WHERE hash IN
+		(SELECT hash FROM olm_message_hashes WHERE received_at < ? LIMIT ?)`,
+		t.s.now().Add(-olderThan).UnixMilli(), limit)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("cryptostore: prune olm message hashes: %w", err)
 	}
 	return res.RowsAffected()
 }

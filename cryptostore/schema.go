@@ -170,6 +170,14 @@ var migrations = []migration{
 		`DROP INDEX devices_by_curve25519`,
 		`CREATE INDEX devices_by_curve25519 ON devices (curve25519, updated_at)`,
 	}},
+	{4, "maintenance schedule", []string{
+		// When each maintenance task last ran to completion, so that the
+		// processes sharing the store run it once per interval between them.
+		`CREATE TABLE maintenance (
+			task TEXT PRIMARY KEY,
+			last_run_at INTEGER NOT NULL
+		) WITHOUT ROWID`,
+	}},
 }
 
 // SchemaVersion is the schema version this build writes.

@@ -41,6 +41,8 @@ type Machine struct {
 	rand     io.Reader          // constant
 	now      func() time.Time   // constant
 	log      zerolog.Logger     // constant
+
+	maintenance maintenanceClock // when ReceiveSyncChanges next looks at the schedule
 }
 
 // ErrWrongAccount reports a store that belongs to another user or device.
@@ -60,6 +62,7 @@ func Open(ctx context.Context, store *cryptostore.Store, userID, deviceID string
 	}
 	m := &Machine{store: store, userID: userID, deviceID: deviceID, rand: opts.Rand, now: opts.Now,
 		log: opts.Logger.With().Str("device", deviceID).Logger()}
+	m.maintenance.next = opts.Now().Add(MaintenanceFirstCheckAfter)
 	err := store.Update(ctx, "machine: open", cryptostore.Synced, func(tx *cryptostore.Tx) error {
 		rec, err := tx.Account()
 		if errors.Is(err, cryptostore.ErrNotFound) {

@@ -158,6 +158,7 @@ func (m *Machine) ReceiveSyncChanges(ctx context.Context, changes SyncChanges) (
 	if err != nil {
 		return nil, fmt.Errorf("machine: receive sync changes: %w", err)
 	}
+	m.maintainIfDue(ctx)
 	return results, nil
 }
 

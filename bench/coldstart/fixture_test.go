@@ -27,7 +27,9 @@ const (
 )
 
 // fixtureVersion names the cached fixture; change it whenever what the
-// fixture holds, or the store's format, changes.
+// fixture holds changes. The store's schema version is part of the name
+// (fixtureDir): a fixture of an older schema would be migrated, a write, by
+// the first child to open it.
 const fixtureVersion = "v2-olm10000-megolm100000"
 
 // storeKey seals the fixture; the child reads it from stdin.
@@ -54,7 +56,7 @@ const (
 
 // fixtureDir is where the fixture is cached between runs.
 func fixtureDir() string {
-	return filepath.Join(os.TempDir(), "xolm-coldstart-"+fixtureVersion)
+	return filepath.Join(os.TempDir(), fmt.Sprintf("xolm-coldstart-%s-schema%d", fixtureVersion, cryptostore.SchemaVersion))
 }
 
 // loadFixture returns the cached fixture, building it (into a fresh
