@@ -32,6 +32,7 @@ func (t *Tx) ArchiveOlmSession(senderKey, sessionID string) error {
 	if err := t.archiveOlmSession(sessionID); err != nil {
 		return err
 	}
+	delete(t.olmCounts, senderKey)
 	t.wrote(tableOlmSessions, senderKey)
 	t.afterCommit(func() { t.s.cache.olmSessions.remove(senderKey) })
 	return nil
@@ -63,6 +64,8 @@ func (t *Tx) RestoreOlmSession(sessionID string) (bool, error) {
 	if _, err := t.tx.Exec(`DELETE FROM archived_olm_sessions WHERE rowid = ?`, archived); err != nil {
 		return false, err
 	}
+	delete(t.olmCounts, senderKey)
+	t.wrote(tableOlmSessions, senderKey)
 	t.afterCommit(func() { t.s.cache.olmSessions.remove(senderKey) })
 	return true, nil
 }

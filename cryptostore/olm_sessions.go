@@ -35,12 +35,14 @@ func (r *OlmSessionRecord) clone() *OlmSessionRecord {
 // They are copies: change them, then PutOlmSession.
 func (t *Tx) OlmSessions(senderKey string) ([]*OlmSessionRecord, error) {
 	if recs, ok := t.s.cache.olmSessions.get(senderKey, t.gen); ok && !t.changed(tableOlmSessions, senderKey) {
+		t.countOlmSessions(senderKey, len(recs))
 		return cloneRecords(recs), nil
 	}
 	recs, err := t.loadOlmSessions(senderKey)
 	if err != nil {
 		return nil, err
 	}
+	t.countOlmSessions(senderKey, len(recs))
 	if t.s.cache.disabled {
 		return recs, nil // nobody else holds these
 	}
@@ -111,7 +113,9 @@ func (t *Tx) PutOlmSession(rec *OlmSessionRecord) error {
 			id, rec.SenderKey, rec.CreatedAt.UnixMilli(), rec.LastUsedAt.UnixMilli(), blob); err != nil {
 			return fmt.Errorf("cryptostore: put olm session: %w", err)
 		}
-		if pruned, err = t.pruneOlmSessions(rec.SenderKey); err != nil {
+		if n, ok := t.olmCounts[rec.SenderKey]; ok && n < MaxOlmSessionsPerSender {
+			t.olmCounts[rec.SenderKey] = n + 1 // still within the limit: nothing to prune
+		} else if pruned, err = t.pruneOlmSessions(rec.SenderKey); err != nil {
 			return err
 		}
 	}
@@ -121,8 +125,18 @@ func (t *Tx) PutOlmSession(rec *OlmSessionRecord) error {
 	return nil
 }
 
+// countOlmSessions records how many sessions the sender has in the
+// transaction's view.
+func (t *Tx) countOlmSessions(senderKey string, n int) {
+	if t.olmCounts == nil {
+		t.olmCounts = make(map[string]int)
+	}
+	t.olmCounts[senderKey] = n
+}
+
 // pruneOlmSessions archives the sender's sessions beyond the limit.
 func (t *Tx) pruneOlmSessions(senderKey string) ([]string, error) {
+	delete(t.olmCounts, senderKey)
 	rows, err := t.tx.Query(`SELECT session_id FROM olm_sessions WHERE sender_key = ?
 		ORDER BY last_used_at DESC, session_id LIMIT -1 OFFSET ?`, senderKey, MaxOlmSessionsPerSender)
 	if err != nil {

@@ -259,6 +259,7 @@ func (s *Store) run(ctx context.Context, why string, write bool, dur Durability,
 		t.gen, t.seq = s.cache.begin()
 		t.onCommit = t.onCommit[:0]
 		clear(t.written)
+		clear(t.olmCounts)
 	}
 	if !write {
 		return s.db.Read(ctx, why, func(sqlTx *sqlitedb.Tx) error {

@@ -395,3 +395,74 @@ func TestInvariant10KeepTheBetterCopy(t *testing.T) {
 		t.Fatalf("%d archived copies", archived)
 	}
 }
+
+// A transaction that read a sender's sessions knows their number and skips
+// the prune query while it stays under the limit, but never lets the sender
+// pass it: counted from SQLite or from the cache, with archives and restores
+// in between.
+func TestOlmSessionLimitHoldsAfterAReadInTheSameTransaction(t *testing.T) {
+	s, _ := tempStore(t)
+	_, _, sender := sessionPair(t)
+	base := time.Unix(1_700_000_000, 0)
+	used := 0
+	put := func(tx *Tx) (string, error) {
+		in, _, _ := sessionPair(t)
+		used++
+		return in.ID(), tx.PutOlmSession(&OlmSessionRecord{SenderKey: sender, Session: in,
+			CreatedAt: base, LastUsedAt: base.Add(time.Duration(used) * time.Second)})
+	}
+	read := func(tx *Tx, want int) {
+		t.Helper()
+		recs, err := tx.OlmSessions(sender)
+		if err != nil || len(recs) != want {
+			t.Fatalf("%d sessions (%v), want %d", len(recs), err, want)
+		}
+	}
+	inSQLite := func() int {
+		s.Invalidate()
+		var n int
+		s.View(context.Background(), "count", func(tx *Tx) error {
+			recs, err := tx.OlmSessions(sender)
+			n = len(recs)
+			return err
+		})
+		return n
+	}
+	// Counted from SQLite: 0, then one past the limit.
+	update(t, s, func(tx *Tx) error {
+		read(tx, 0)
+		for range MaxOlmSessionsPerSender + 1 {
+			if _, err := put(tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if n := inSQLite(); n != MaxOlmSessionsPerSender {
+		t.Fatalf("counted from SQLite: %d sessions, want %d", n, MaxOlmSessionsPerSender)
+	}
+	// Counted from the cache, after an archive and a restore.
+	s.View(context.Background(), "warm", func(tx *Tx) error { read(tx, MaxOlmSessionsPerSender); return nil })
+	var archived string
+	update(t, s, func(tx *Tx) error {
+		read(tx, MaxOlmSessionsPerSender)
+		id, err := put(tx)
+		if err != nil {
+			return err
+		}
+		archived = id
+		return tx.ArchiveOlmSession(sender, id)
+	})
+	s.View(context.Background(), "warm", func(tx *Tx) error { read(tx, MaxOlmSessionsPerSender-1); return nil })
+	update(t, s, func(tx *Tx) error {
+		read(tx, MaxOlmSessionsPerSender-1)
+		if ok, err := tx.RestoreOlmSession(archived); err != nil || !ok {
+			return fmt.Errorf("restore: %v %v", ok, err)
+		}
+		_, err := put(tx)
+		return err
+	})
+	if n := inSQLite(); n != MaxOlmSessionsPerSender {
+		t.Fatalf("after a restore: %d sessions, want %d", n, MaxOlmSessionsPerSender)
+	}
+}

@@ -25,6 +25,11 @@ type Tx struct {
 	// sees a change only after the commit, so until then reads of these
 	// entries go to SQLite, which holds the transaction's own writes.
 	written map[cacheEntry]struct{}
+	// olmCounts holds, for senders whose sessions this transaction read,
+	// how many sessions they have in its view; a put that inserts a
+	// session needs no prune query while the count stays under the limit.
+	// A write the count does not follow removes the sender.
+	olmCounts map[string]int
 }
 
 // cacheEntry names one entry of one cache table.
