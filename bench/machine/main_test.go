@@ -128,8 +128,8 @@ func (r *roomStream) bareDecrypt(b *testing.B, ct []byte) {
 }
 
 // rawDB is a SQLite file opened as the store opens its own, with tables
-// shaped like the store's inbound group sessions and replay records: the
-// floor a committed step is measured against.
+// shaped like the store's inbound group sessions, replay records and lease
+// row: the floor a committed step is measured against.
 type rawDB struct {
 	db   *sqlitedb.DB
 	blob []byte
@@ -149,16 +149,22 @@ func newRawDB(b *testing.B, blobSize int) *rawDB {
 	rand.Read(r.blob)
 	err = db.Write(ctx, "setup", sqlitedb.Normal, func(tx *sqlitedb.Tx) error {
 		for _, q := range []string{
-			`CREATE TABLE sessions (room_id TEXT NOT NULL, session_id TEXT NOT NULL, blob BLOB NOT NULL,
+			`CREATE TABLE sessions (room_id TEXT NOT NULL, session_id TEXT NOT NULL, sender_key TEXT NOT NULL,
+				signing_key TEXT NOT NULL, first_known_index INTEGER NOT NULL, forwarded INTEGER NOT NULL,
+				shared_history INTEGER NOT NULL, imported_at INTEGER NOT NULL, blob BLOB NOT NULL,
 				PRIMARY KEY (room_id, session_id)) WITHOUT ROWID`,
 			`CREATE TABLE replay (session_id TEXT NOT NULL, message_index INTEGER NOT NULL, event_id TEXT NOT NULL,
 				origin_ts INTEGER NOT NULL, PRIMARY KEY (session_id, message_index)) WITHOUT ROWID`,
+			`CREATE TABLE lease (name TEXT PRIMARY KEY, holder TEXT NOT NULL, stamp INTEGER NOT NULL)`,
+			`INSERT INTO lease VALUES ('lease', 'holder', 0)`,
 		} {
 			if _, err := tx.Exec(q); err != nil {
 				return err
 			}
 		}
-		return nil
+		_, err := tx.Exec(`INSERT INTO sessions VALUES (?, ?, ?, ?, 0, 0, 0, 0, ?)`,
+			room, rawSessionID, rawSessionID, rawSessionID, r.blob)
+		return err
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -166,12 +172,22 @@ func newRawDB(b *testing.B, blobSize int) *rawDB {
 	return r
 }
 
+// rawSessionID stands for a session ID, a sender key and a signing key
+// alike: each is 43 characters of base64.
 const rawSessionID = "8sdNGgmLft8osylLK9ij3IotBLyQQufe/KngiW4Dpq0"
 
-// commit writes the rows of events decrypted events in one transaction: a
-// replay record each, and the session blob once.
-func (r *rawDB) commit(b *testing.B, dur sqlitedb.Durability, events int) {
+// commit writes the rows of events decrypted events in one transaction: with
+// lease, the lease row's stamp that tells other processes the state moved on
+// (as every step of the store writes it); a replay record per event; and the
+// session's blob, which every step that moves a session's ratchet rewrites.
+func (r *rawDB) commit(b *testing.B, dur sqlitedb.Durability, events int, lease bool) {
 	err := r.db.Write(context.Background(), "raw commit", dur, func(tx *sqlitedb.Tx) error {
+		if lease {
+			if _, err := tx.Exec(`UPDATE lease SET stamp = stamp + 1 WHERE name = ? AND holder = ?`,
+				"lease", "holder"); err != nil {
+				return err
+			}
+		}
 		for range events {
 			r.n++
 			if _, err := tx.Exec(`INSERT INTO replay (session_id, message_index, event_id, origin_ts) VALUES (?, ?, ?, ?)
@@ -183,8 +199,7 @@ func (r *rawDB) commit(b *testing.B, dur sqlitedb.Durability, events int) {
 		// even be written.
 		r.c++
 		binary.BigEndian.PutUint64(r.blob, uint64(r.c))
-		_, err := tx.Exec(`INSERT INTO sessions (room_id, session_id, blob) VALUES (?, ?, ?)
-			ON CONFLICT DO UPDATE SET blob = excluded.blob`, room, rawSessionID, r.blob)
+		_, err := tx.Exec(`UPDATE sessions SET blob = ? WHERE room_id = ? AND session_id = ?`, r.blob, room, rawSessionID)
 		return err
 	})
 	if err != nil {
