@@ -124,12 +124,30 @@ func betterCopy(old, incoming *InboundGroupSessionRecord) (*InboundGroupSessionR
 }
 
 // UpdateInboundGroupSession writes back a session after a decrypt advanced
-// its latest ratchet. The session must already be stored.
+// its latest ratchet. The session must already be stored: if it is not,
+// nothing is written and the error is ErrNotFound.
 func (t *Tx) UpdateInboundGroupSession(rec *InboundGroupSessionRecord) error {
 	if err := t.checkWrite(); err != nil {
 		return err
 	}
-	return t.writeInboundGroupSession(rec)
+	id := rec.Session.ID()
+	key := groupRowKey(rec.RoomID, id)
+	blob := rec.Session.Pickle(&t.s.key, rowAD(tableInboundGroupSessions, key))
+	res, err := t.tx.Exec(`UPDATE inbound_group_sessions SET sender_key = ?, signing_key = ?,
+		first_known_index = ?, forwarded = ?, shared_history = ?, imported_at = ?, blob = ?
+		WHERE room_id = ? AND session_id = ?`,
+		rec.SenderKey, rec.SigningKey, rec.Session.FirstKnownIndex(), rec.Forwarded, rec.SharedHistory,
+		rec.ImportedAt.UnixMilli(), blob, rec.RoomID, id)
+	if err != nil {
+		return fmt.Errorf("cryptostore: update inbound group session: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("cryptostore: update inbound group session: %w", err)
+	} else if n == 0 {
+		return fmt.Errorf("cryptostore: update inbound group session %s: %w", id, ErrNotFound)
+	}
+	t.publishInboundGroupSession(rec, id)
+	return nil
 }
 
 func (t *Tx) writeInboundGroupSession(rec *InboundGroupSessionRecord) error {
@@ -147,10 +165,16 @@ func (t *Tx) writeInboundGroupSession(rec *InboundGroupSessionRecord) error {
 	if err != nil {
 		return fmt.Errorf("cryptostore: put inbound group session: %w", err)
 	}
+	t.publishInboundGroupSession(rec, id)
+	return nil
+}
+
+// publishInboundGroupSession records a written session for the rest of the
+// transaction and, after the commit, the cache.
+func (t *Tx) publishInboundGroupSession(rec *InboundGroupSessionRecord, id string) {
 	stored := rec.clone()
 	t.wrote(tableInboundGroupSessions, groupKey{rec.RoomID, id})
 	t.afterCommit(func() { t.s.cache.groupSessions.put(groupKey{rec.RoomID, id}, stored, t.gen) })
-	return nil
 }
 
 func (t *Tx) archiveInboundGroupSession(roomID, sessionID string) error {

@@ -28,16 +28,27 @@ func (e *ReplayError) Is(target error) bool { return target == ErrReplay }
 // RecordMegolmIndex records that eventID (sent at originTS) used index of the
 // session. The same event again is fine (a re-decryption); another event at
 // the same index is a *ReplayError. One row per index keeps the check a
-// primary-key lookup, O(log n) however far the session has come.
+// primary-key lookup, O(log n) however far the session has come. A new
+// index, the common case, costs one insert; only an index already recorded
+// is read back.
 func (t *Tx) RecordMegolmIndex(sessionID string, index uint32, eventID string, originTS int64) error {
 	if err := t.checkWrite(); err != nil {
 		return err
 	}
+	res, err := t.tx.Exec(`INSERT INTO megolm_replay (session_id, message_index, event_id, origin_ts)
+		VALUES (?, ?, ?, ?) ON CONFLICT (session_id, message_index) DO NOTHING`, sessionID, index, eventID, originTS)
+	if err != nil {
+		return fmt.Errorf("cryptostore: record megolm index: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("cryptostore: record megolm index: %w", err)
+	} else if n == 1 {
+		return nil
+	}
 	var first string
 	var ts int64
-	err := t.tx.QueryRow(`INSERT INTO megolm_replay (session_id, message_index, event_id, origin_ts)
-		VALUES (?, ?, ?, ?) ON CONFLICT (session_id, message_index) DO UPDATE SET event_id = event_id
-		RETURNING event_id, origin_ts`, sessionID, index, eventID, originTS).Scan(&first, &ts)
+	err = t.tx.QueryRow(`SELECT event_id, origin_ts FROM megolm_replay WHERE session_id = ? AND message_index = ?`,
+		sessionID, index).Scan(&first, &ts)
 	if err != nil {
 		return fmt.Errorf("cryptostore: record megolm index: %w", err)
 	}
