@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 
 	"github.com/xolm/xolm/cryptostore"
 	"github.com/xolm/xolm/internal/wire"
@@ -83,43 +82,47 @@ func (b *roomBatch) prepare(events []json.RawMessage) ([]*roomEventIn, error) {
 	return in, b.lookUpUses(indexes)
 }
 
-// lookUpUses adds the recorded uses of indexes to b.uses. Its error is the
-// store's.
+// lookUpUses records in b.uses the recorded use of each of indexes, or that
+// it has none. Its error is the store's.
 func (b *roomBatch) lookUpUses(indexes []cryptostore.MegolmIndex) error {
 	found, err := b.tx.MegolmIndexUses(indexes)
 	if err != nil {
 		return err
 	}
-	for _, ix := range indexes {
-		b.lookedUp[ix] = true
+	if b.uses == nil {
+		b.uses = make(map[cryptostore.MegolmIndex]indexUse, len(indexes))
+		b.newUses = make([]cryptostore.MegolmIndexUse, 0, len(indexes))
 	}
-	maps.Copy(b.uses, found)
+	for _, ix := range indexes {
+		first, used := found[ix]
+		b.uses[ix] = indexUse{used: used, first: first}
+	}
 	return nil
 }
 
 // recordUse records that the event used the index, in the batch; the same
 // index used by another event is a replay (DESIGN.md invariant 8).
 func (b *roomBatch) recordUse(use cryptostore.MegolmIndexUse) error {
-	if !b.lookedUp[use.MegolmIndex] {
-		// Not looked up with the batch (DecryptRoomEvent's one event): one
-		// statement records the use and finds a replay.
+	known, ok := b.uses[use.MegolmIndex]
+	switch {
+	case !ok:
+		// Not looked up (DecryptRoomEvent's one event): one statement
+		// records the use and finds a replay.
 		err := b.tx.RecordMegolmIndex(use.SessionID, use.Index, use.EventID, use.OriginTS)
 		if err != nil && !errors.Is(err, cryptostore.ErrReplay) {
 			return &storeFailure{err}
 		}
-		if err == nil {
-			b.lookedUp[use.MegolmIndex], b.uses[use.MegolmIndex] = true, use
+		if err == nil && b.uses != nil {
+			b.uses[use.MegolmIndex] = indexUse{used: true, first: use} // recorded: not one for commit
 		}
 		return err
-	}
-	if first, ok := b.uses[use.MegolmIndex]; ok {
-		if first.EventID != use.EventID {
-			return &cryptostore.ReplayError{SessionID: use.SessionID, Index: use.Index,
-				FirstEvent: first.EventID, FirstTS: first.OriginTS}
-		}
+	case known.used && known.first.EventID != use.EventID:
+		return &cryptostore.ReplayError{SessionID: use.SessionID, Index: use.Index,
+			FirstEvent: known.first.EventID, FirstTS: known.first.OriginTS}
+	case known.used:
 		return nil // the same event again
 	}
-	b.uses[use.MegolmIndex] = use
+	b.uses[use.MegolmIndex] = indexUse{used: true, first: use}
 	b.newUses = append(b.newUses, use)
 	return nil
 }

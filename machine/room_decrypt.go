@@ -184,11 +184,11 @@ type roomBatch struct {
 	sessions map[string]*batchSession       // by session ID
 	order    []*batchSession                // sessions in order of first use
 	devices  map[string]*cryptostore.Device // by Curve25519 key; nil: unknown
-	// uses holds the event that used each message index the batch looked
-	// up: as recorded when the batch began, then as its events record them.
-	// looked up says which indexes uses covers.
-	uses     map[cryptostore.MegolmIndex]cryptostore.MegolmIndexUse
-	lookedUp map[cryptostore.MegolmIndex]bool
+	// uses holds, for each message index the batch looked up, the event
+	// that used it, if any: as recorded when the batch began, then as its
+	// events record them. It is nil for DecryptRoomEvent's one event, which
+	// looks nothing up.
+	uses map[cryptostore.MegolmIndex]indexUse
 	// newUses are the uses the batch's events made, written by commit.
 	newUses []cryptostore.MegolmIndexUse
 }
@@ -203,6 +203,13 @@ type batchSession struct {
 	storedVerified bool
 }
 
+// indexUse is what a batch knows of a message index: whether an event used
+// it, and which.
+type indexUse struct {
+	used  bool
+	first cryptostore.MegolmIndexUse
+}
+
 // storeFailure marks an error of the store rather than of an event: it fails
 // the whole transaction.
 type storeFailure struct{ err error }
@@ -212,9 +219,7 @@ func (e *storeFailure) Unwrap() error { return e.err }
 
 func (m *Machine) newRoomBatch(ctx context.Context, tx *cryptostore.Tx, roomID string) *roomBatch {
 	return &roomBatch{m: m, ctx: ctx, tx: tx, roomID: roomID,
-		sessions: map[string]*batchSession{}, devices: map[string]*cryptostore.Device{},
-		uses:     map[cryptostore.MegolmIndex]cryptostore.MegolmIndexUse{},
-		lookedUp: map[cryptostore.MegolmIndex]bool{}}
+		sessions: map[string]*batchSession{}, devices: map[string]*cryptostore.Device{}}
 }
 
 // session returns the batch's working copy of a session.

@@ -1,6 +1,7 @@
 package megolm
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -154,19 +155,25 @@ func unmarshalOutbound(raw []byte) (*OutboundGroupSession, error) {
 	return s, nil
 }
 
+// inboundPickleLen is the length of the inbound v1 layout.
+const inboundPickleLen = 4 + 4 + ratchetSize + 4 + ratchetSize + 32 + 1
+
 // marshal encodes the session in the inbound v1 layout. The result holds
-// secrets; the caller clears it.
+// secrets; the caller clears it. It is built in one buffer of its final
+// size: growing one would leave partial copies of the ratchets behind.
 func (s *InboundGroupSession) marshal() []byte {
-	var e libolmpickle.Encoder
-	e.U32(inboundPickleVersion)
-	e.U32(s.initial.counter)
-	e.Bytes(s.initial.data[:])
-	e.U32(s.latest.counter)
-	e.Bytes(s.latest.data[:])
+	b := make([]byte, 0, inboundPickleLen)
+	b = binary.BigEndian.AppendUint32(b, inboundPickleVersion)
+	b = binary.BigEndian.AppendUint32(b, s.initial.counter)
+	b = append(b, s.initial.data[:]...)
+	b = binary.BigEndian.AppendUint32(b, s.latest.counter)
+	b = append(b, s.latest.data[:]...)
 	pub := s.signingKey.Array()
-	e.Bytes(pub[:])
-	e.Bool(s.verified)
-	return e.Result()
+	b = append(b, pub[:]...)
+	if s.verified {
+		return append(b, 1)
+	}
+	return append(b, 0)
 }
 
 func unmarshalInbound(raw []byte) (*InboundGroupSession, error) {

@@ -178,3 +178,19 @@ func TestImportLibolmOutboundRejects(t *testing.T) {
 		t.Fatalf("version 2: %v", err)
 	}
 }
+
+// The inbound encoding is built in one buffer of its final size: a buffer
+// grown by appending would leave partial copies of the ratchets in the ones
+// it outgrew, which nothing clears.
+func TestInboundMarshalIsOneBuffer(t *testing.T) {
+	_, in := newTestPair(t, 0)
+	raw := in.marshal()
+	if len(raw) != inboundPickleLen || cap(raw) != len(raw) {
+		t.Fatalf("encoding of %d bytes in a buffer of %d, want %d", len(raw), cap(raw), inboundPickleLen)
+	}
+	var kept []byte
+	if n := testing.AllocsPerRun(10, func() { kept = in.marshal() }); n != 1 {
+		t.Fatalf("%v allocations, want 1", n)
+	}
+	clear(kept)
+}
