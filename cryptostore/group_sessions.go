@@ -1,6 +1,7 @@
 package cryptostore
 
 import (
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -133,11 +134,18 @@ func (t *Tx) UpdateInboundGroupSession(rec *InboundGroupSessionRecord) error {
 	id := rec.Session.ID()
 	key := groupRowKey(rec.RoomID, id)
 	blob := rec.Session.Pickle(&t.s.key, rowAD(tableInboundGroupSessions, key))
-	res, err := t.tx.Exec(`UPDATE inbound_group_sessions SET sender_key = ?, signing_key = ?,
-		first_known_index = ?, forwarded = ?, shared_history = ?, imported_at = ?, blob = ?
-		WHERE room_id = ? AND session_id = ?`,
-		rec.SenderKey, rec.SigningKey, rec.Session.FirstKnownIndex(), rec.Forwarded, rec.SharedHistory,
-		rec.ImportedAt.UnixMilli(), blob, rec.RoomID, id)
+	var res sql.Result
+	var err error
+	if t.onlySessionMoved(rec, groupKey{rec.RoomID, id}) {
+		res, err = t.tx.Exec(`UPDATE inbound_group_sessions SET blob = ? WHERE room_id = ? AND session_id = ?`,
+			blob, rec.RoomID, id)
+	} else {
+		res, err = t.tx.Exec(`UPDATE inbound_group_sessions SET sender_key = ?, signing_key = ?,
+			first_known_index = ?, forwarded = ?, shared_history = ?, imported_at = ?, blob = ?
+			WHERE room_id = ? AND session_id = ?`,
+			rec.SenderKey, rec.SigningKey, rec.Session.FirstKnownIndex(), rec.Forwarded, rec.SharedHistory,
+			rec.ImportedAt.UnixMilli(), blob, rec.RoomID, id)
+	}
 	if err != nil {
 		return fmt.Errorf("cryptostore: update inbound group session: %w", err)
 	}
@@ -148,6 +156,18 @@ func (t *Tx) UpdateInboundGroupSession(rec *InboundGroupSessionRecord) error {
 	}
 	t.publishInboundGroupSession(rec, id)
 	return nil
+}
+
+// onlySessionMoved reports whether the stored row differs from rec in its
+// blob alone, as the cache knows the row: a decrypt changes nothing else.
+// Without a current cache entry it reports false, and the whole row is
+// written.
+func (t *Tx) onlySessionMoved(rec *InboundGroupSessionRecord, k groupKey) bool {
+	c, ok := t.s.cache.groupSessions.get(k, t.gen)
+	return ok && !t.changed(tableInboundGroupSessions, k) &&
+		c.SenderKey == rec.SenderKey && c.SigningKey == rec.SigningKey &&
+		c.Session.FirstKnownIndex() == rec.Session.FirstKnownIndex() && c.Forwarded == rec.Forwarded &&
+		c.SharedHistory == rec.SharedHistory && c.ImportedAt.UnixMilli() == rec.ImportedAt.UnixMilli()
 }
 
 func (t *Tx) writeInboundGroupSession(rec *InboundGroupSessionRecord) error {

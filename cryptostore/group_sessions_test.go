@@ -3,6 +3,7 @@ package cryptostore
 import (
 	"bytes"
 	"crypto/rand"
+	"database/sql"
 	"errors"
 	"testing"
 	"time"
@@ -78,5 +79,64 @@ func TestUpdateInboundGroupSessionOfAStoredSession(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A decrypt moves only the session's ratchet: writing it back, with the
+// cache or without, changes the blob and leaves the row's other columns as
+// they were; a later reader sees the moved ratchet.
+func TestUpdateInboundGroupSessionMovesTheRatchet(t *testing.T) {
+	for _, noCache := range []bool{false, true} {
+		s, path := tempStore(t, func(o *Options) { o.NoCache = noCache })
+		out, rec := groupSession(t)
+		rec.Forwarded, rec.SharedHistory = true, true
+		update(t, s, func(tx *Tx) error {
+			_, err := tx.PutInboundGroupSession(rec)
+			return err
+		})
+		columns := func() string {
+			t.Helper()
+			db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			var row []byte
+			err = db.QueryRow(`SELECT json_array(room_id, session_id, sender_key, signing_key, first_known_index,
+				forwarded, shared_history, imported_at) FROM inbound_group_sessions`).Scan(&row)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(row)
+		}
+		before := columns()
+		for i := range 3 {
+			ct, _ := out.Encrypt([]byte("x"))
+			update(t, s, func(tx *Tx) error {
+				got, err := tx.InboundGroupSession("!r", rec.Session.ID())
+				if err != nil {
+					return err
+				}
+				if _, _, err := got.Session.Decrypt(ct); err != nil {
+					return err
+				}
+				return tx.UpdateInboundGroupSession(got)
+			})
+			if after := columns(); after != before {
+				t.Fatalf("no cache %t, decryption %d: columns %s, were %s", noCache, i, after, before)
+			}
+		}
+		fresh := openAt(t, path, "other", func(o *Options) { o.NoCache = true })
+		s.Close()
+		err := fresh.View(t.Context(), "check", func(tx *Tx) error {
+			got, err := tx.InboundGroupSession("!r", rec.Session.ID())
+			if err == nil && got.Session.LatestIndex() != 2 {
+				t.Errorf("no cache %t: latest index %d stored, want 2", noCache, got.Session.LatestIndex())
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
