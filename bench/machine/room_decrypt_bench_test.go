@@ -47,7 +47,7 @@ func BenchmarkRoomDecrypt(b *testing.B) {
 	raw := newRawDB(b, inboundBlobSize(floor))
 	decrypt := func(m *machine.Machine, r *roomStream) func(b *testing.B) time.Duration {
 		return func(b *testing.B) time.Duration {
-			_, ev := r.next(b)
+			_, ev := r.take(b)
 			return timed(func() {
 				if _, err := m.DecryptRoomEvent(ctx, room, ev); err != nil {
 					b.Fatal(err)
@@ -56,7 +56,7 @@ func BenchmarkRoomDecrypt(b *testing.B) {
 		}
 	}
 	sides := []side{{Name: "bare", Op: func(b *testing.B) time.Duration {
-		ct, _ := floor.next(b)
+		ct, _ := floor.take(b)
 		return timed(func() { floor.bareDecrypt(b, ct) })
 	}}}
 	sides = append(sides, rawCommitSides(raw, 1)...)
@@ -174,7 +174,7 @@ func BenchmarkRoomDecryptIndex(b *testing.B) {
 				at100k, _ = r.next(b)
 			}
 			sides = append(sides, side{Name: name, Op: func(b *testing.B) time.Duration {
-				_, ev := r.next(b)
+				_, ev := r.take(b)
 				return timed(func() {
 					if _, err := m.DecryptRoomEvent(ctx, room, ev); err != nil {
 						b.Fatal(err)
