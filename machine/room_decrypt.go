@@ -157,6 +157,7 @@ func (m *Machine) DecryptRoomEvent(ctx context.Context, roomID string, event jso
 	var out *DecryptedRoomEvent
 	err := m.store.Update(ctx, "machine: decrypt room event", cryptostore.Normal, func(tx *cryptostore.Tx) error {
 		b := m.newRoomBatch(ctx, tx, roomID)
+		b.single = true
 		env, ciphertext, err := parseRoomEvent(roomID, event)
 		if out, err = b.decrypt(&roomEventIn{env, ciphertext, err}); err != nil {
 			if f, ok := err.(*storeFailure); ok {
@@ -177,10 +178,13 @@ func (m *Machine) DecryptRoomEvent(ctx context.Context, roomID string, event jso
 // event passed every check, and each session that moved is written back once,
 // at the end.
 type roomBatch struct {
-	m        *Machine
-	ctx      context.Context
-	tx       *cryptostore.Tx
-	roomID   string
+	m      *Machine
+	ctx    context.Context
+	tx     *cryptostore.Tx
+	roomID string
+	// single is set for DecryptRoomEvent's one event, whose error ends the
+	// transaction: its session needs no working copy beside the store's.
+	single   bool
 	sessions map[string]*batchSession       // by session ID
 	order    []*batchSession                // sessions in order of first use
 	devices  map[string]*cryptostore.Device // by Curve25519 key; nil: unknown
@@ -287,7 +291,10 @@ func (b *roomBatch) decrypt(in *roomEventIn) (*DecryptedRoomEvent, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
-	work := s.rec.Session.Clone()
+	work := s.rec.Session
+	if !b.single {
+		work = work.Clone() // the batch's next events may need it unmoved
+	}
 	plaintext, index, err := work.Decrypt(in.ciphertext)
 	if err != nil {
 		return nil, fmt.Errorf("machine: room key %s: %w", content.SessionID, err)

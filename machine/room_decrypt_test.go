@@ -348,3 +348,41 @@ func FuzzDecryptRoomEvent(f *testing.F) {
 		}
 	})
 }
+
+// An event that decrypts but then fails a check moves nothing, in the store
+// or in its cache, even when its decryption moved the session's latest
+// ratchet on: the next events decrypt from the session as it was.
+func TestRoomEventRefusedAfterDecryptionMovesNothing(t *testing.T) {
+	ctx := context.Background()
+	alice, bob := sharedRoom(t)
+	const sender = "@alice:example.org"
+	d, err := bob.m.DecryptRoomEvent(ctx, testRoom, roomEvent("$e0", sender, encryptText(t, alice, testRoom, "0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	skipped := encryptText(t, alice, testRoom, "1")
+	forged := roomEvent("$e2", "@mallory:example.org", encryptText(t, alice, testRoom, "2"))
+	if _, err := bob.m.DecryptRoomEvent(ctx, testRoom, forged); !errors.Is(err, ErrSenderMismatch) {
+		t.Fatalf("an event from another sender: %v", err)
+	}
+	err = bob.m.store.View(ctx, "read", func(tx *cryptostore.Tx) error {
+		rec, err := tx.InboundGroupSession(testRoom, d.SessionID) // from the cache
+		if err == nil && rec.Session.LatestIndex() != 0 {
+			t.Errorf("the cached session moved to index %d", rec.Session.LatestIndex())
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if latest := storedSession(t, bob).Session.LatestIndex(); latest != 0 {
+		t.Fatalf("the stored session moved to index %d", latest)
+	}
+	if d, err := bob.m.DecryptRoomEvent(ctx, testRoom, roomEvent("$e1", sender, skipped)); err != nil || d.MessageIndex != 1 {
+		t.Fatalf("the event before the refused one: %v", err)
+	}
+	next := roomEvent("$e3", sender, encryptText(t, alice, testRoom, "3"))
+	if d, err := bob.m.DecryptRoomEvent(ctx, testRoom, next); err != nil || d.MessageIndex != 3 {
+		t.Fatalf("the event after the refused one: %v", err)
+	}
+}
