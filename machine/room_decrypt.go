@@ -174,9 +174,9 @@ func (m *Machine) DecryptRoomEvent(ctx context.Context, roomID string, event jso
 }
 
 // roomBatch decrypts the events of one transaction. Sessions are looked up
-// once and decrypted on working copies; a copy is adopted only when its
-// event passed every check, and each session that moved is written back once,
-// at the end.
+// once and decrypted on working copies (for DecryptRoomEvent's one event, the
+// store's copy is one); a copy is adopted only when its event passed every
+// check, and each session that moved is written back once, at the end.
 type roomBatch struct {
 	m      *Machine
 	ctx    context.Context
