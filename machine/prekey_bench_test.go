@@ -106,15 +106,7 @@ func benchReceivePreKey(b *testing.B, batch int) {
 		benchSide{Name: "cache", Op: receive(cached)},
 		benchSide{Name: "no-cache", Op: receive(plain)},
 	)
-	n := float64(batch)
-	bareNS, commit, commitNoLease, cache, noCache := per[0]/n, per[1]/n, per[2]/n, per[3]/n, per[4]/n
-	b.ReportMetric(cache, "ns/event")
-	b.ReportMetric(cache/bareNS, "x-bare")
-	b.ReportMetric(cache/(bareNS+commit), "x-bare-commit")
-	b.ReportMetric(cache/(bareNS+commitNoLease), "x-bare-commit-no-lease")
-	b.ReportMetric(noCache/bareNS, "no-cache-x-bare")
-	b.ReportMetric(noCache/(bareNS+commit), "no-cache-x-bare-commit")
-	b.ReportMetric(noCache/cache, "no-cache-x-cache")
+	reportStepRatios(b, per, float64(batch))
 }
 
 // preKeyStream is Bob's machine receiving the first messages of new
@@ -356,11 +348,8 @@ func (r *rawPreKeyDB) next(b *testing.B, n int) []rawPreKeyRow {
 // key, its new session and its hash.
 func (r *rawPreKeyDB) commit(b *testing.B, rows []rawPreKeyRow, lease bool) {
 	err := r.db.Write(context.Background(), "raw commit", sqlitedb.Normal, func(tx *sqlitedb.Tx) error {
-		if lease {
-			if _, err := tx.Exec(`UPDATE lease SET stamp = stamp + 1 WHERE name = ? AND holder = ?`,
-				"lease", "holder"); err != nil {
-				return err
-			}
+		if err := stampRawLease(tx, lease); err != nil {
+			return err
 		}
 		for _, row := range rows {
 			res, err := tx.Exec(`DELETE FROM one_time_keys WHERE public_key = ?`, row.oneTimeKey)

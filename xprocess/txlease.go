@@ -105,22 +105,20 @@ func (p *Process) writeScoped(ctx context.Context, why string, dur sqlitedb.Dura
 		if err != nil {
 			return err
 		}
-		gen, stamp := take.gen, take.before
-		taken := seen{gen: gen, stamp: stamp, any: true}
-		if err := fn(tx, gen, taken != prev); err != nil {
+		gen := take.gen
+		if err := fn(tx, gen, seen{gen: gen, stamp: take.before, any: true} != prev); err != nil {
 			return err
 		}
-		now = seen{gen: gen, stamp: take.after, any: true}
 		if take.release {
 			// Fence, bump the data stamp and release in one statement. The
 			// take above happened in this same transaction, which holds
 			// SQLite's write lock throughout, so the row still names us;
 			// checking holder and generation again keeps the fence explicit.
-			if err := tx.QueryRow(fenceReleaseSQL, leaseName, p.id, gen).Scan(&stamp); err != nil {
+			if err := tx.QueryRow(fenceReleaseSQL, leaseName, p.id, gen).Scan(&take.after); err != nil {
 				return fmt.Errorf("xprocess: fence and release: %w", err)
 			}
-			now = seen{gen: gen, stamp: stamp, any: true}
 		}
+		now = seen{gen: gen, stamp: take.after, any: true}
 		if prev.any && prev.gen != gen {
 			p.log.Info().Int64("from", prev.gen).Int64("to", gen).Msg("lease generation changed")
 		}
