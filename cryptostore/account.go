@@ -174,8 +174,22 @@ func (t *Tx) RemoveOneTimeKey(publicKey string) (bool, error) {
 	if n == 0 {
 		return false, nil
 	}
-	// The cached account still holds the key: drop it, the next read reloads.
+	// The cached account still holds the key: after the commit a copy
+	// without it takes its place, so that the next read does not reload and
+	// unseal every one-time key (a sync with a pre-key message is followed by
+	// others). Without a cached copy that held the key, none is kept.
 	t.wrote(tableAccount, nil)
-	t.afterCommit(func() { t.s.cache.account.remove(struct{}{}) })
+	t.afterCommit(func() {
+		if rec, ok := t.s.cache.account.get(struct{}{}, t.gen); ok {
+			if pub, err := olm.ParseCurve25519PublicKey(publicKey); err == nil {
+				c := rec.clone()
+				if c.Account.RemoveOneTimeKey(pub) {
+					t.s.cache.account.put(struct{}{}, c, t.gen)
+					return
+				}
+			}
+		}
+		t.s.cache.account.remove(struct{}{})
+	})
 	return true, nil
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -465,4 +466,49 @@ func TestOlmSessionLimitHoldsAfterAReadInTheSameTransaction(t *testing.T) {
 	if n := inSQLite(); n != MaxOlmSessionsPerSender {
 		t.Fatalf("after a restore: %d sessions, want %d", n, MaxOlmSessionsPerSender)
 	}
+}
+
+// Removing a used one-time key keeps the cached account, without the key:
+// a sync with a pre-key message is usually followed by more, and reloading
+// the account unseals every one-time key. The copy kept is the one a reload
+// would give.
+func TestRemoveOneTimeKeyKeepsTheCachedAccount(t *testing.T) {
+	s, _ := tempStore(t)
+	acct, _ := olm.NewAccount(rand.Reader)
+	acct.GenerateOneTimeKeys(rand.Reader, 5)
+	acct.GenerateFallbackKey(rand.Reader)
+	update(t, s, func(tx *Tx) error {
+		return tx.PutAccount(&AccountRecord{UserID: "@a:x", DeviceID: "D", Account: acct})
+	})
+	used := acct.OneTimeKeys()[1].Key
+	update(t, s, func(tx *Tx) error {
+		ok, err := tx.RemoveOneTimeKey(used.String())
+		if !ok {
+			t.Error("key not removed")
+		}
+		return err
+	})
+	cached, ok := s.cache.account.get(struct{}{}, s.cache.generation)
+	if !ok {
+		t.Fatal("the account left the cache when one of its one-time keys was removed")
+	}
+	for _, k := range cached.Account.AllOneTimeKeys() {
+		if k.Key == used {
+			t.Fatal("the cached account still holds the removed key")
+		}
+	}
+	s.Invalidate()
+	var reloaded *AccountRecord
+	s.View(context.Background(), "reload", func(tx *Tx) (err error) { reloaded, err = tx.Account(); return err })
+	if !reflect.DeepEqual(cached.Account.AllOneTimeKeys(), reloaded.Account.AllOneTimeKeys()) {
+		t.Fatalf("cached one-time keys %v, stored %v", cached.Account.AllOneTimeKeys(), reloaded.Account.AllOneTimeKeys())
+	}
+	// A fallback key has no row: nothing is removed and the cache stays.
+	fb, _ := acct.FallbackKey()
+	update(t, s, func(tx *Tx) error {
+		if ok, err := tx.RemoveOneTimeKey(fb.Key.String()); ok || err != nil {
+			t.Errorf("fallback key: removed %v, %v", ok, err)
+		}
+		return nil
+	})
 }

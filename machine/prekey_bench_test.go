@@ -11,6 +11,7 @@ import (
 
 	"github.com/xolm/xolm/cryptostore"
 	"github.com/xolm/xolm/internal/b64"
+	"github.com/xolm/xolm/internal/benchcmp"
 	"github.com/xolm/xolm/internal/sqlitedb"
 	"github.com/xolm/xolm/olm"
 )
@@ -37,13 +38,15 @@ import (
 //     (random bytes the size of a sealed new session) and of the message
 //     hash; "raw-commit-no-lease": the same without the lease row.
 //
-// Between calls, outside the measured part, Bob's machine tops its keys up
-// to TargetOneTimeKeys through its keys-upload flow against the test
-// server, as a client does after each sync that reports keys claimed (which
-// leaves the account in the cache), new devices claim keys and encrypt, and
-// Bob's store learns the devices, as a key query would tell it. Every store
-// starts with benchHistory message hashes. Every measured event must
-// decrypt.
+// Before each block of calls (benchcmp.Interleave), outside the measured
+// part, Bob's machine tops its keys up to TargetOneTimeKeys through its
+// keys-upload flow against the test server, as a client does after a sync
+// that reports keys claimed, new devices claim the keys the block's calls
+// use and encrypt, and Bob's store learns the devices, as a key query would
+// tell it; the bare account and the raw tables are topped up alike. Within
+// a block the calls then run back to back, as syncs bringing pre-key
+// messages from new devices do. Every store starts with benchHistory
+// message hashes. Every measured event must decrypt.
 //
 // x-bare is the cached step as a multiple of the bare operation,
 // x-bare-commit as a multiple of bare + raw-commit (target: 1.3 for one
@@ -59,52 +62,69 @@ func BenchmarkReceivePreKey(b *testing.B) {
 
 func benchReceivePreKey(b *testing.B, batch int) {
 	cached, plain := newPreKeyStream(b, false), newPreKeyStream(b, true)
-	bare := newBarePreKeyReceiver(b, batch)
+	bare := newBarePreKeyReceiver(b)
 	raw := newRawPreKeyDB(b, bare.sessionSize, bare.keySize)
-	receive := func(s *preKeyStream) func(b *testing.B) time.Duration {
-		return func(b *testing.B) time.Duration {
-			events := s.next(b, batch)
-			return benchTimed(func() {
-				res, err := s.bob.ReceiveSyncChanges(context.Background(), SyncChanges{ToDeviceEvents: events})
-				if err != nil {
-					b.Fatal(err)
+	receive := func(name string, s *preKeyStream) benchSide {
+		var in benchcmp.Ahead[[]json.RawMessage]
+		return benchSide{Name: name,
+			Prepare: func(b *testing.B, ops int) {
+				for _, events := range s.next(b, ops, batch) {
+					in.Put(events)
 				}
-				if len(res) != len(events) {
-					b.Fatalf("%d results for %d events", len(res), len(events))
-				}
-				for _, r := range res {
-					if r.Err != nil || !r.Encrypted {
-						b.Fatalf("pre-key message not decrypted: %v", r.Err)
-					}
-				}
-			})
-		}
-	}
-	rawCommit := func(lease bool) func(b *testing.B) time.Duration {
-		return func(b *testing.B) time.Duration {
-			rows := raw.next(b, batch)
-			return benchTimed(func() { raw.commit(b, rows, lease) })
-		}
-	}
-	per := benchInterleave(b,
-		benchSide{Name: "bare", Op: func(b *testing.B) time.Duration {
-			bodies := bare.next(b, batch)
-			return benchTimed(func() {
-				for _, body := range bodies {
-					pre, err := olm.ParsePreKeyMessage(body.body)
+			},
+			Op: func(b *testing.B) time.Duration {
+				events := in.Take(b)
+				return benchTimed(func() {
+					res, err := s.bob.ReceiveSyncChanges(context.Background(), SyncChanges{ToDeviceEvents: events})
 					if err != nil {
 						b.Fatal(err)
 					}
-					if _, _, err := bare.acct.NewInboundSession(&body.sender, pre); err != nil {
-						b.Fatal(err)
+					if len(res) != len(events) {
+						b.Fatalf("%d results for %d events", len(res), len(events))
 					}
-				}
-			})
-		}},
-		benchSide{Name: "raw-commit", Op: rawCommit(true)},
-		benchSide{Name: "raw-commit-no-lease", Op: rawCommit(false)},
-		benchSide{Name: "cache", Op: receive(cached)},
-		benchSide{Name: "no-cache", Op: receive(plain)},
+					for _, r := range res {
+						if r.Err != nil || !r.Encrypted {
+							b.Fatalf("pre-key message not decrypted: %v", r.Err)
+						}
+					}
+				})
+			}}
+	}
+	rawCommit := func(name string, lease bool) benchSide {
+		var in benchcmp.Ahead[[]rawPreKeyRow]
+		return benchSide{Name: name,
+			Prepare: func(b *testing.B, ops int) {
+				benchcmp.PutBatches(&in, raw.next(b, ops*batch), batch)
+			},
+			Op: func(b *testing.B) time.Duration {
+				rows := in.Take(b)
+				return benchTimed(func() { raw.commit(b, rows, lease) })
+			}}
+	}
+	var bareIn benchcmp.Ahead[[]barePreKey]
+	per := benchInterleave(b,
+		benchSide{Name: "bare",
+			Prepare: func(b *testing.B, ops int) {
+				benchcmp.PutBatches(&bareIn, bare.next(b, ops*batch), batch)
+			},
+			Op: func(b *testing.B) time.Duration {
+				msgs := bareIn.Take(b)
+				return benchTimed(func() {
+					for _, m := range msgs {
+						pre, err := olm.ParsePreKeyMessage(m.body)
+						if err != nil {
+							b.Fatal(err)
+						}
+						if _, _, err := bare.acct.NewInboundSession(&m.sender, pre); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}},
+		rawCommit("raw-commit", true),
+		rawCommit("raw-commit-no-lease", false),
+		receive("cache", cached),
+		receive("no-cache", plain),
 	)
 	reportStepRatios(b, per, float64(batch))
 }
@@ -149,29 +169,37 @@ func newPreKeyStream(b *testing.B, noCache bool) *preKeyStream {
 // client is Bob as the test server's client.
 func (s *preKeyStream) client() *keysDevice { return &keysDevice{Machine: s.bob.Machine} }
 
-// next tops Bob's published one-time keys up, has n new devices claim one
-// each, introduces the devices to Bob's store and returns their pre-key
-// messages as to-device events.
-func (s *preKeyStream) next(b *testing.B, n int) []json.RawMessage {
+// next tops Bob's published one-time keys up, has calls×n new devices
+// claim one each, introduces the devices to Bob's store and returns their
+// pre-key messages as to-device events, n per call. calls×n must not exceed
+// the TargetOneTimeKeys that Bob keeps published.
+func (s *preKeyStream) next(b *testing.B, calls, n int) [][]json.RawMessage {
+	if calls*n > TargetOneTimeKeys {
+		b.Fatalf("%d pre-key messages ahead, %d one-time keys published", calls*n, TargetOneTimeKeys)
+	}
 	s.server.receiveSync(s.client(), nil, nil)
 	s.server.flush(s.client())
-	events := make([]json.RawMessage, n)
-	devices := make([]*cryptostore.Device, n)
-	for i := range n {
-		signed, name, ok := s.server.claim(s.bob.userID, s.bob.deviceID)
-		var k oneTimeKeyJSON
-		if !ok || json.Unmarshal(signed, &k) != nil || k.Fallback {
-			b.Fatalf("claimed %s: %s", name, signed)
+	out := make([][]json.RawMessage, calls)
+	var devices []*cryptostore.Device
+	for c := range out {
+		events := make([]json.RawMessage, n)
+		for i := range n {
+			signed, name, ok := s.server.claim(s.bob.userID, s.bob.deviceID)
+			var k oneTimeKeyJSON
+			if !ok || json.Unmarshal(signed, &k) != nil || k.Fallback {
+				b.Fatalf("claimed %s: %s", name, signed)
+			}
+			otk, err := olm.ParseCurve25519PublicKey(k.Key)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s.senders++
+			from, acct := newPreKeySender(b, s.senders)
+			from.keysJSON = keysSign(b, from.userID, from.deviceID, acct, from.ownDeviceKeys())
+			devices = append(devices, from.device())
+			_, events[i] = preKeyMessage(b, from, acct, s.bob, otk)
 		}
-		otk, err := olm.ParseCurve25519PublicKey(k.Key)
-		if err != nil {
-			b.Fatal(err)
-		}
-		s.senders++
-		from, acct := newPreKeySender(b, s.senders)
-		from.keysJSON = keysSign(b, from.userID, from.deviceID, acct, from.ownDeviceKeys())
-		devices[i] = from.device()
-		_, events[i] = preKeyMessage(b, from, acct, s.bob, otk)
+		out[c] = events
 	}
 	err := s.bob.store.Update(context.Background(), "bench devices", cryptostore.Normal, func(tx *cryptostore.Tx) error {
 		for _, d := range devices {
@@ -184,7 +212,7 @@ func (s *preKeyStream) next(b *testing.B, n int) []json.RawMessage {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return events
+	return out
 }
 
 // newPreKeySender returns Alice's device number n, new: its account, and
@@ -216,8 +244,8 @@ func preKeyMessage(b *testing.B, from *tdPeer, acct *olm.Account, to *tdPeer, ot
 }
 
 // barePreKeyReceiver is an olm.Account in memory that new devices start
-// sessions with, holding TargetOneTimeKeys one-time keys when a message
-// comes, as Bob's account does.
+// sessions with, its one-time keys topped up to TargetOneTimeKeys before
+// each block of messages, as Bob's account is.
 type barePreKeyReceiver struct {
 	acct        *olm.Account
 	peer        *tdPeer // the account as messages name it
@@ -232,17 +260,13 @@ type barePreKey struct {
 	body   []byte
 }
 
-func newBarePreKeyReceiver(b *testing.B, batch int) *barePreKeyReceiver {
+func newBarePreKeyReceiver(b *testing.B) *barePreKeyReceiver {
 	acct, err := olm.NewAccount(rand.Reader)
 	if err != nil {
 		b.Fatal(err)
 	}
 	r := &barePreKeyReceiver{acct: acct,
 		peer: &tdPeer{Machine: &Machine{userID: "@bob:example.org", deviceID: "BOB", ids: acct.IdentityKeys()}}}
-	if err := acct.GenerateOneTimeKeys(rand.Reader, TargetOneTimeKeys-batch); err != nil {
-		b.Fatal(err)
-	}
-	acct.MarkKeysAsPublished()
 	// One message, received, gives the sizes of the rows a step writes.
 	msgs := r.next(b, 1)
 	pre, err := olm.ParsePreKeyMessage(msgs[0].body)
@@ -263,15 +287,16 @@ func newBarePreKeyReceiver(b *testing.B, batch int) *barePreKeyReceiver {
 	return r
 }
 
-// next generates n one-time keys, which takes the account to
-// TargetOneTimeKeys, and returns a pre-key message to each from a new
-// device.
+// next tops the account's one-time keys up to TargetOneTimeKeys and
+// returns a pre-key message from a new device to each of the n oldest, as
+// Bob's machine keeps its keys published and a server hands out the oldest
+// first. n must not exceed TargetOneTimeKeys.
 func (r *barePreKeyReceiver) next(b *testing.B, n int) []barePreKey {
-	if err := r.acct.GenerateOneTimeKeys(rand.Reader, n); err != nil {
+	if err := r.acct.GenerateOneTimeKeys(rand.Reader, TargetOneTimeKeys-len(r.acct.AllOneTimeKeys())); err != nil {
 		b.Fatal(err)
 	}
-	keys := r.acct.OneTimeKeys()
 	r.acct.MarkKeysAsPublished()
+	keys := r.acct.AllOneTimeKeys()[:n]
 	msgs := make([]barePreKey, n)
 	for i, k := range keys {
 		r.senders++
@@ -283,7 +308,7 @@ func (r *barePreKeyReceiver) next(b *testing.B, n int) []barePreKey {
 }
 
 // rawPreKeyDB is rawOlmDB with a one-time key table shaped like the store's,
-// holding TargetOneTimeKeys rows when a commit comes.
+// topped up to TargetOneTimeKeys rows before each block of commits.
 type rawPreKeyDB struct {
 	*rawOlmDB
 	keys     []string // public keys of the one-time key rows, oldest first

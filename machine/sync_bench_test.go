@@ -60,47 +60,65 @@ func benchReceive(b *testing.B, batch int) {
 			return nil
 		})
 	}
-	receive := func(s *olmStream) func(b *testing.B) time.Duration {
-		return func(b *testing.B) time.Duration {
-			_, raws := s.next(b, batch)
-			return benchTimed(func() {
-				res, err := s.bob.ReceiveSyncChanges(context.Background(), SyncChanges{ToDeviceEvents: raws})
-				if err != nil {
-					b.Fatal(err)
-				}
-				for _, r := range res {
-					if r.Err != nil {
-						b.Fatal(r.Err)
-					}
-				}
-			})
-		}
-	}
-	rawCommit := func(lease bool) func(b *testing.B) time.Duration {
-		return func(b *testing.B) time.Duration {
-			bodies, _ := rows.next(b, batch)
-			hashes := make([][32]byte, batch)
-			for i, body := range bodies {
-				hashes[i] = cryptostore.OlmMessageHash(rows.alice.ids.Curve25519.String(), 1, body)
-			}
-			return benchTimed(func() { raw.commit(b, hashes, lease) })
-		}
-	}
-	per := benchInterleave(b,
-		benchSide{Name: "bare", Op: func(b *testing.B) time.Duration {
-			bodies, _ := floor.next(b, batch)
-			return benchTimed(func() {
-				for _, body := range bodies {
-					if _, err := floor.bare.Decrypt(olm.MessageTypeNormal, body); err != nil {
+	receive := func(name string, s *olmStream) benchSide {
+		var in benchcmp.Ahead[[]json.RawMessage]
+		return benchSide{Name: name,
+			Prepare: func(b *testing.B, ops int) {
+				in.Fill(ops, func() []json.RawMessage { _, raws := s.next(b, batch); return raws })
+			},
+			Op: func(b *testing.B) time.Duration {
+				raws := in.Take(b)
+				return benchTimed(func() {
+					res, err := s.bob.ReceiveSyncChanges(context.Background(), SyncChanges{ToDeviceEvents: raws})
+					if err != nil {
 						b.Fatal(err)
 					}
-				}
-			})
-		}},
-		benchSide{Name: "raw-commit", Op: rawCommit(true)},
-		benchSide{Name: "raw-commit-no-lease", Op: rawCommit(false)},
-		benchSide{Name: "cache", Op: receive(cached)},
-		benchSide{Name: "no-cache", Op: receive(plain)},
+					for _, r := range res {
+						if r.Err != nil {
+							b.Fatal(r.Err)
+						}
+					}
+				})
+			}}
+	}
+	rawCommit := func(name string, lease bool) benchSide {
+		var in benchcmp.Ahead[[][32]byte]
+		return benchSide{Name: name,
+			Prepare: func(b *testing.B, ops int) {
+				in.Fill(ops, func() [][32]byte {
+					bodies, _ := rows.next(b, batch)
+					hashes := make([][32]byte, batch)
+					for i, body := range bodies {
+						hashes[i] = cryptostore.OlmMessageHash(rows.alice.ids.Curve25519.String(), 1, body)
+					}
+					return hashes
+				})
+			},
+			Op: func(b *testing.B) time.Duration {
+				hashes := in.Take(b)
+				return benchTimed(func() { raw.commit(b, hashes, lease) })
+			}}
+	}
+	var bare benchcmp.Ahead[[][]byte]
+	per := benchInterleave(b,
+		benchSide{Name: "bare",
+			Prepare: func(b *testing.B, ops int) {
+				bare.Fill(ops, func() [][]byte { bodies, _ := floor.next(b, batch); return bodies })
+			},
+			Op: func(b *testing.B) time.Duration {
+				bodies := bare.Take(b)
+				return benchTimed(func() {
+					for _, body := range bodies {
+						if _, err := floor.bare.Decrypt(olm.MessageTypeNormal, body); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}},
+		rawCommit("raw-commit", true),
+		rawCommit("raw-commit-no-lease", false),
+		receive("cache", cached),
+		receive("no-cache", plain),
 	)
 	reportStepRatios(b, per, float64(batch))
 }
@@ -286,8 +304,9 @@ func stampRawLease(tx *sqlitedb.Tx, lease bool) error {
 	return err
 }
 
-// benchBlock is how many operations of one side run before the next side's
-// turn.
+// benchBlock is how many measured operations of one side run before the
+// next side's turn; each block starts with one more, not measured, and its
+// inputs are made before it (benchcmp.Interleave).
 const benchBlock = 4
 
 type benchSide = benchcmp.Side

@@ -160,6 +160,19 @@ func (a *Account) findKey(pub Curve25519PublicKey) (k *localKey, pos int) {
 	return nil, -1
 }
 
+// RemoveOneTimeKey erases the one-time key whose public key is pub, as
+// NewInboundSession does with the key it used, and reports whether the
+// account held it. Fallback keys are not one-time keys and stay.
+func (a *Account) RemoveOneTimeKey(pub Curve25519PublicKey) bool {
+	for i, k := range a.oneTimeKeys {
+		if k.key.PublicKey() == pub {
+			a.removeOneTimeKey(i)
+			return true
+		}
+	}
+	return false
+}
+
 // removeOneTimeKey erases and removes the one-time key at pos.
 func (a *Account) removeOneTimeKey(pos int) {
 	a.oneTimeKeys[pos].key.Clear()

@@ -152,3 +152,29 @@ func TestKeyIDsExhausted(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// RemoveOneTimeKey drops exactly the named one-time key, the same key
+// NewInboundSession would drop, and never a fallback key.
+func TestRemoveOneTimeKey(t *testing.T) {
+	a := newAccount(t, 1, 3)
+	if err := a.GenerateFallbackKey(testRand(2)); err != nil {
+		t.Fatal(err)
+	}
+	ks := a.OneTimeKeys()
+	if !a.RemoveOneTimeKey(ks[1].Key) {
+		t.Fatal("held key not removed")
+	}
+	if a.RemoveOneTimeKey(ks[1].Key) {
+		t.Fatal("a removed key removed again")
+	}
+	if left := a.OneTimeKeys(); len(left) != 2 || left[0].ID != ks[0].ID || left[1].ID != ks[2].ID {
+		t.Fatalf("left %v", left)
+	}
+	fb, _ := a.FallbackKey()
+	if a.RemoveOneTimeKey(fb.Key) {
+		t.Fatal("fallback key removed")
+	}
+	if _, ok := a.FallbackKey(); !ok {
+		t.Fatal("fallback key gone")
+	}
+}

@@ -231,30 +231,15 @@ func (r *rawDB) commit(b *testing.B, dur sqlitedb.Durability, events int, lease 
 }
 
 // block is how many measured operations of one side run before the next
-// side's turn; each block starts with one more, not measured.
+// side's turn; each block starts with one more, not measured
+// (benchcmp.Interleave).
 const block = 8
 
 type side = benchcmp.Side
 
-// interleave runs the sides' blocks in turn (benchcmp.Interleave), each block
-// after one operation of its side that is not measured. The first operation
-// after another side's block finds the processor's caches full of that
-// side's work; measured, it made the order of the sides part of the result
-// (a raw commit measured 10% slower after the bare decryption's block than
-// after another raw commit's).
+// interleave runs the sides' blocks in turn (benchcmp.Interleave).
 func interleave(b *testing.B, sides ...side) []float64 {
-	warmed := make([]side, len(sides))
-	for i, s := range sides {
-		n := 0
-		warmed[i] = side{Name: s.Name, Op: func(b *testing.B) time.Duration {
-			if n%block == 0 {
-				s.Op(b) // not measured
-			}
-			n++
-			return s.Op(b)
-		}}
-	}
-	return benchcmp.Interleave(b, block, warmed...)
+	return benchcmp.Interleave(b, block, sides...)
 }
 
 var timed = benchcmp.Timed
