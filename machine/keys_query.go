@@ -210,7 +210,7 @@ func (m *Machine) storeUserDevices(tx *cryptostore.Tx, user string, listed map[s
 // and keys for this device other than its own.
 func (m *Machine) checkKnownDevice(dev, known *cryptostore.Device) error {
 	if dev.UserID == m.userID && dev.DeviceID == m.deviceID &&
-		(dev.Ed25519 != m.ids.Ed25519.String() || dev.Curve25519 != m.ids.Curve25519.String()) {
+		(dev.Ed25519 != m.ed25519 || dev.Curve25519 != m.curve25519) {
 		return &DeviceKeysError{UserID: dev.UserID, DeviceID: dev.DeviceID,
 			Err: fmt.Errorf("%w: the server lists other keys for this device", ErrDeviceKeyChanged)}
 	}

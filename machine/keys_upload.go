@@ -164,8 +164,8 @@ func (m *Machine) ownDeviceKeys() deviceKeysJSON {
 		DeviceID:   m.deviceID,
 		Algorithms: []string{OlmAlgorithm, MegolmAlgorithm},
 		Keys: map[string]string{
-			"curve25519:" + m.deviceID: m.ids.Curve25519.String(),
-			"ed25519:" + m.deviceID:    m.ids.Ed25519.String(),
+			"curve25519:" + m.deviceID: m.curve25519,
+			"ed25519:" + m.deviceID:    m.ed25519,
 		},
 	}
 }

@@ -34,13 +34,14 @@ type Options struct {
 // concurrent use; steps are serialized by the store's transactions, also
 // across processes.
 type Machine struct {
-	store    *cryptostore.Store // constant
-	userID   string             // constant
-	deviceID string             // constant
-	ids      olm.IdentityKeys   // constant
-	rand     io.Reader          // constant
-	now      func() time.Time   // constant
-	log      zerolog.Logger     // constant
+	store               *cryptostore.Store // constant
+	userID              string             // constant
+	deviceID            string             // constant
+	ids                 olm.IdentityKeys   // constant
+	curve25519, ed25519 string             // ids as Matrix writes them; constant
+	rand                io.Reader          // constant
+	now                 func() time.Time   // constant
+	log                 zerolog.Logger     // constant
 
 	maintenance maintenanceClock // when ReceiveSyncChanges next looks at the schedule
 }
@@ -82,6 +83,7 @@ func Open(ctx context.Context, store *cryptostore.Store, userID, deviceID string
 			return fmt.Errorf("%w: %s %s", ErrWrongAccount, rec.UserID, rec.DeviceID)
 		}
 		m.ids = rec.Account.IdentityKeys()
+		m.curve25519, m.ed25519 = m.ids.Curve25519.String(), m.ids.Ed25519.String()
 		return nil
 	})
 	if err != nil {

@@ -34,7 +34,7 @@ func (m *Machine) encryptToDevice(tx *cryptostore.Tx, dev *cryptostore.Device, e
 		SenderDevice:  m.deviceID,
 		Recipient:     dev.UserID,
 		RecipientKeys: ed25519Key{Ed25519: dev.Ed25519},
-		Keys:          ed25519Key{Ed25519: m.ids.Ed25519.String()},
+		Keys:          ed25519Key{Ed25519: m.ed25519},
 	})
 	if err != nil {
 		return nil, err
@@ -50,7 +50,7 @@ func (m *Machine) encryptToDevice(tx *cryptostore.Tx, dev *cryptostore.Device, e
 	}
 	return json.Marshal(olmContent{
 		Algorithm:  OlmAlgorithm,
-		SenderKey:  m.ids.Curve25519.String(),
+		SenderKey:  m.curve25519,
 		Ciphertext: map[string]olmCiphertext{dev.Curve25519: {Type: int(typ), Body: b64.Encode(body)}},
 	})
 }

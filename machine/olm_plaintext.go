@@ -67,7 +67,7 @@ func (b *toDeviceBatch) checkPlaintext(sender, senderKey string, plaintext []byt
 	if err := checkFields(
 		fieldCheck{"sender", p.Sender, sender},
 		fieldCheck{"recipient", p.Recipient, b.m.userID},
-		fieldCheck{"recipient_keys.ed25519", p.RecipientKeys.Ed25519, b.m.ids.Ed25519.String()},
+		fieldCheck{"recipient_keys.ed25519", p.RecipientKeys.Ed25519, b.m.ed25519},
 	); err != nil {
 		return nil, nil, err
 	}

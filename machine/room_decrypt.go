@@ -256,9 +256,9 @@ func (b *roomBatch) device(curve25519 string) (*cryptostore.Device, error) {
 		return d, nil
 	}
 	var d *cryptostore.Device
-	if curve25519 == b.m.ids.Curve25519.String() {
+	if curve25519 == b.m.curve25519 {
 		d = &cryptostore.Device{UserID: b.m.userID, DeviceID: b.m.deviceID,
-			Curve25519: curve25519, Ed25519: b.m.ids.Ed25519.String()}
+			Curve25519: curve25519, Ed25519: b.m.ed25519}
 	} else {
 		var err error
 		d, err = b.tx.DeviceByCurve25519(curve25519)

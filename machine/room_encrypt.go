@@ -83,7 +83,7 @@ func (m *Machine) EncryptRoomEvent(ctx context.Context, roomID, eventType string
 		}
 		out = megolmContent{
 			Algorithm:  MegolmAlgorithm,
-			SenderKey:  m.ids.Curve25519.String(),
+			SenderKey:  m.curve25519,
 			DeviceID:   m.deviceID,
 			SessionID:  rec.Session.ID(),
 			Ciphertext: b64.Encode(ciphertext),

@@ -253,8 +253,8 @@ func (m *Machine) newOutboundSession(tx *cryptostore.Tx, roomID string) (*crypto
 	}
 	_, err = tx.PutInboundGroupSession(&cryptostore.InboundGroupSessionRecord{
 		RoomID:     roomID,
-		SenderKey:  m.ids.Curve25519.String(),
-		SigningKey: m.ids.Ed25519.String(),
+		SenderKey:  m.curve25519,
+		SigningKey: m.ed25519,
 		Session:    in,
 		ImportedAt: now,
 	})

@@ -111,7 +111,7 @@ func (m *Machine) ReceiveSyncChanges(ctx context.Context, changes SyncChanges) (
 			parsed[i] = ToDeviceResult{Err: &ToDeviceBatchLimitError{Index: i, Max: MaxToDeviceEventsPerBatch}}
 			continue
 		}
-		parsed[i], events[i] = parseToDevice(raw, m.ids.Curve25519.String())
+		parsed[i], events[i] = parseToDevice(raw, m.curve25519)
 	}
 	var results []ToDeviceResult
 	receive := func(tx *cryptostore.Tx, lookUpFirst bool) error {

@@ -307,7 +307,7 @@ func stampRawLease(tx *sqlitedb.Tx, lease bool) error {
 // benchBlock is how many measured operations of one side run before the
 // next side's turn; each block starts with one more, not measured, and its
 // inputs are made before it (benchcmp.Interleave).
-const benchBlock = 4
+const benchBlock = 8
 
 type benchSide = benchcmp.Side
 

@@ -22,6 +22,9 @@ type Session struct {
 	aliceIdentity Curve25519PublicKey
 	aliceBase     Curve25519PublicKey
 	bobOneTime    Curve25519PublicKey
+	// id is the session ID, derived from the three keys above when the
+	// session is made or decoded: callers ask for it often.
+	id string
 
 	// receivedMessage is set once a message from the peer has decrypted; until
 	// then the session sends pre-key messages.
@@ -33,7 +36,10 @@ type Session struct {
 // ID returns the session ID: unpadded base64 of SHA-256 over the initiator's
 // identity key, its base key and the responder's one-time key. Both ends of a
 // session compute the same ID.
-func (s *Session) ID() string { return sessionID(s.aliceIdentity, s.aliceBase, s.bobOneTime) }
+func (s *Session) ID() string { return s.id }
+
+// setID derives the session ID from the setup keys.
+func (s *Session) setID() { s.id = sessionID(s.aliceIdentity, s.aliceBase, s.bobOneTime) }
 
 // HasReceivedMessage reports whether a message from the peer has decrypted
 // in this session. Until one has, [Session.Encrypt] produces pre-key
@@ -130,6 +136,7 @@ func (s *Session) Clone() *Session {
 		aliceIdentity:   s.aliceIdentity,
 		aliceBase:       s.aliceBase,
 		bobOneTime:      s.bobOneTime,
+		id:              s.id,
 		receivedMessage: s.receivedMessage,
 		ratchet:         s.ratchet.clone(),
 	}

@@ -87,6 +87,7 @@ func decodeSession(d *libolmpickle.Decoder) *Session {
 	s.aliceIdentity = decodePublicKey(d, "alice identity key")
 	s.aliceBase = decodePublicKey(d, "alice base key")
 	s.bobOneTime = decodePublicKey(d, "bob one-time key")
+	s.setID()
 	r := &s.ratchet
 	r.root = d.Array32("root key")
 	if d.Count("sender chain count", 1) == 1 {

@@ -42,6 +42,7 @@ func (a *Account) NewOutboundSession(rand io.Reader, theirIdentityKey, theirOneT
 		bobOneTime:    theirOneTimeKey,
 		ratchet:       initAsAlice(secret[:], ratchetKey),
 	}
+	s.setID()
 	clear(secret[:])
 	return s, nil
 }
@@ -86,6 +87,7 @@ func (a *Account) NewInboundSession(theirIdentityKey *Curve25519PublicKey, msg *
 		bobOneTime:    msg.OneTimeKey(),
 		ratchet:       initAsBob(secret[:], msg.Message().RatchetKey()),
 	}
+	s.setID()
 	clear(secret[:])
 	plaintext, err := s.decrypt(msg.inner)
 	if err != nil {
