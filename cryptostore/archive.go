@@ -39,17 +39,38 @@ func (t *Tx) ArchiveOlmSession(senderKey, sessionID string) error {
 }
 
 // RestoreOlmSession moves an archived session back, unless a row with its ID
-// is live again and at least as recently used. It reports whether it restored.
+// is live again and at least as recently used, or unless it would not be
+// among the sender's MaxOlmSessionsPerSender most recently used sessions
+// (it would be archived again at once). A restore that adds a row keeps the
+// sender within the limit: the least recently used sessions beyond it are
+// archived, as for a new session. It reports whether it restored; when it
+// did not, nothing changed.
 func (t *Tx) RestoreOlmSession(sessionID string) (bool, error) {
 	if err := t.checkWrite(); err != nil {
 		return false, err
 	}
 	// The most recently archived copy.
 	var senderKey string
-	var archived int64
-	if err := t.tx.QueryRow(`SELECT rowid, sender_key FROM archived_olm_sessions WHERE session_id = ?
-		ORDER BY rowid DESC LIMIT 1`, sessionID).Scan(&archived, &senderKey); err != nil {
+	var archived, lastUsed int64
+	if err := t.tx.QueryRow(`SELECT rowid, sender_key, last_used_at FROM archived_olm_sessions WHERE session_id = ?
+		ORDER BY rowid DESC LIMIT 1`, sessionID).Scan(&archived, &senderKey, &lastUsed); err != nil {
 		return false, noRows(err)
+	}
+	var live, ahead int
+	if err := t.tx.QueryRow(`SELECT count(*) FROM olm_sessions WHERE session_id = ?`, sessionID).Scan(&live); err != nil {
+		return false, err
+	}
+	if live == 0 {
+		// The sessions that would rank before it, in the order OlmSessions
+		// returns them.
+		if err := t.tx.QueryRow(`SELECT count(*) FROM olm_sessions WHERE sender_key = ?
+			AND (last_used_at > ? OR (last_used_at = ? AND session_id < ?))`,
+			senderKey, lastUsed, lastUsed, sessionID).Scan(&ahead); err != nil {
+			return false, err
+		}
+		if ahead >= MaxOlmSessionsPerSender {
+			return false, nil
+		}
 	}
 	res, err := t.tx.Exec(`INSERT INTO olm_sessions (session_id, sender_key, created_at, last_used_at, blob)
 		SELECT session_id, sender_key, created_at, last_used_at, blob FROM archived_olm_sessions WHERE rowid = ?
@@ -63,6 +84,11 @@ func (t *Tx) RestoreOlmSession(sessionID string) (bool, error) {
 	}
 	if _, err := t.tx.Exec(`DELETE FROM archived_olm_sessions WHERE rowid = ?`, archived); err != nil {
 		return false, err
+	}
+	if live == 0 {
+		if _, err := t.pruneOlmSessions(senderKey); err != nil {
+			return false, err
+		}
 	}
 	delete(t.olmCounts, senderKey)
 	t.wrote(tableOlmSessions, senderKey)

@@ -291,7 +291,7 @@ func TestInvariant11AccountAndOneTimeKeyRows(t *testing.T) {
 }
 
 func TestOlmSessionsMostRecentFirstAndPruned(t *testing.T) {
-	s, _ := tempStore(t)
+	s, path := tempStore(t)
 	_, _, sender := sessionPair(t)
 	base := time.Unix(1_700_000_000, 0)
 	var ids []string
@@ -316,13 +316,56 @@ func TestOlmSessionsMostRecentFirstAndPruned(t *testing.T) {
 	s.View(context.Background(), "cached", check)
 	s.Invalidate()
 	s.View(context.Background(), "fresh", check)
+	// The pruned sessions are older than every live one: restoring one would
+	// take the sender past the limit with a session that would be archived
+	// again at once, so nothing is restored and nothing changes.
+	before := dump(t, path)
 	update(t, s, func(tx *Tx) error {
 		ok, err := tx.RestoreOlmSession(ids[0])
+		if err != nil || ok {
+			t.Errorf("restore of a session older than the live ones: %v %v", ok, err)
+		}
+		return err
+	})
+	if !bytes.Equal(before, dump(t, path)) {
+		t.Fatal("a refused restore changed the store")
+	}
+	// An archived session more recently used than the oldest live one comes
+	// back, and the least recently used live one (in, below) is archived: the
+	// sender stays at the limit.
+	newest := ids[len(ids)-1]
+	update(t, s, func(tx *Tx) error { return tx.ArchiveOlmSession(sender, newest) })
+	in, _, _ := sessionPair(t)
+	update(t, s, func(tx *Tx) error {
+		return tx.PutOlmSession(&OlmSessionRecord{SenderKey: sender, Session: in, CreatedAt: base, LastUsedAt: base})
+	})
+	update(t, s, func(tx *Tx) error {
+		ok, err := tx.RestoreOlmSession(newest)
 		if err != nil || !ok {
 			t.Errorf("restore: %v %v", ok, err)
 		}
 		return err
 	})
+	for _, view := range []string{"cached", "fresh"} {
+		if view == "fresh" {
+			s.Invalidate()
+		}
+		s.View(context.Background(), view, func(tx *Tx) error {
+			recs, err := tx.OlmSessions(sender)
+			if err != nil {
+				return err
+			}
+			if len(recs) != MaxOlmSessionsPerSender || recs[0].Session.ID() != newest {
+				t.Errorf("%s: %d sessions after a restore at the limit, first %s", view, len(recs), recs[0].Session.ID())
+			}
+			for _, r := range recs {
+				if r.Session.ID() == in.ID() {
+					t.Errorf("%s: the least recently used session is still live", view)
+				}
+			}
+			return nil
+		})
+	}
 }
 
 // Invariant 8: a Megolm index reused by another event is a replay; the same
