@@ -82,14 +82,20 @@ func Open(ctx context.Context, store *cryptostore.Store, userID, deviceID string
 		if rec.UserID != userID || rec.DeviceID != deviceID {
 			return fmt.Errorf("%w: %s %s", ErrWrongAccount, rec.UserID, rec.DeviceID)
 		}
-		m.ids = rec.Account.IdentityKeys()
-		m.curve25519, m.ed25519 = m.ids.Curve25519.String(), m.ids.Ed25519.String()
+		m.setIdentity(rec.Account.IdentityKeys())
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("machine: open: %w", err)
 	}
 	return m, nil
+}
+
+// setIdentity sets the device's identity keys, and the strings Matrix
+// writes them as.
+func (m *Machine) setIdentity(ids olm.IdentityKeys) {
+	m.ids = ids
+	m.curve25519, m.ed25519 = ids.Curve25519.String(), ids.Ed25519.String()
 }
 
 // UserID returns the machine's user.

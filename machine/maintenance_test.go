@@ -12,11 +12,7 @@ import (
 // recognized: ReceiveSyncChanges runs it on its own only in a machine that
 // has run for a while, and not at every sync.
 func TestMaintenancePrunesOldMessageHashes(t *testing.T) {
-	clock := newStepClock()
-	alice := newTDPeer(t, "@alice:example.org", "ALICE", clock)
-	bob := newTDPeer(t, "@bob:example.org", "BOB", clock)
-	introducePeers(t, alice, bob)
-	olmConnect(t, alice, bob)
+	alice, bob, clock := connectedPeers(t)
 	old := olmSend(t, alice, bob, "m.test", `{"n":1}`)
 	wantDecrypted(t, bob.receive(t, old)[0], alice, "m.test", `{"n":1}`)
 	clock.Advance(OlmMessageHashRetention - time.Hour)
@@ -60,11 +56,7 @@ func TestMaintenancePrunesOldMessageHashes(t *testing.T) {
 // A machine that has just started (a notification extension) does not run
 // maintenance from ReceiveSyncChanges, however overdue it is.
 func TestMaintenanceNotRunByAFreshMachine(t *testing.T) {
-	clock := newStepClock()
-	alice := newTDPeer(t, "@alice:example.org", "ALICE", clock)
-	bob := newTDPeer(t, "@bob:example.org", "BOB", clock)
-	introducePeers(t, alice, bob)
-	olmConnect(t, alice, bob)
+	alice, bob, clock := connectedPeers(t)
 	wantDecrypted(t, bob.receive(t, olmSend(t, alice, bob, "m.test", `{}`))[0], alice, "m.test", `{}`)
 	clock.Advance(OlmMessageHashRetention + MaintenanceInterval)
 	nse := openTDPeer(t, bob.path, "nse", bob.userID, bob.deviceID, clock)

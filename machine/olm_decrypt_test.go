@@ -87,11 +87,7 @@ func editOlmBody(ev json.RawMessage, key string, edit func(body []byte) []byte) 
 // message records nothing either; unwedging has its own tests.) Afterwards
 // the genuine messages still decrypt.
 func TestBadInputIsTypedAndChangesNothing(t *testing.T) {
-	clock := newStepClock()
-	alice := newTDPeer(t, "@alice:example.org", "ALICE", clock)
-	bob := newTDPeer(t, "@bob:example.org", "BOB", clock)
-	introducePeers(t, alice, bob)
-	olmConnect(t, alice, bob)
+	alice, bob, _ := connectedPeers(t)
 	aliceKey, bobKey := alice.ids.Curve25519.String(), bob.ids.Curve25519.String()
 	bob.update(t, func(tx *cryptostore.Tx) error { return tx.SetUnwedged(aliceKey) })
 
@@ -249,11 +245,7 @@ func FuzzReceiveToDevice(f *testing.F) {
 // session created from it, and only once a pre-key message decrypted and
 // passed its checks: a forged or refused pre-key message leaves it in place.
 func TestInvariant6OneTimeKeyUsedOnlyByACheckedPreKeyMessage(t *testing.T) {
-	clock := newStepClock()
-	alice := newTDPeer(t, "@alice:example.org", "ALICE", clock)
-	bob := newTDPeer(t, "@bob:example.org", "BOB", clock)
-	introducePeers(t, alice, bob)
-	olmConnect(t, alice, bob)
+	alice, bob, _ := connectedPeers(t)
 	bobKey := bob.ids.Curve25519.String()
 	state := func() (otks, sessions int) {
 		bob.store.View(context.Background(), "state", func(tx *cryptostore.Tx) error {

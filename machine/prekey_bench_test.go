@@ -232,8 +232,9 @@ func newPreKeySender(b *testing.B, n int) (*tdPeer, *olm.Account) {
 // keysOnlyMachine is a Machine without a store: a device as messages and
 // device keys name it.
 func keysOnlyMachine(user, device string, ids olm.IdentityKeys) *Machine {
-	return &Machine{userID: user, deviceID: device, ids: ids,
-		curve25519: ids.Curve25519.String(), ed25519: ids.Ed25519.String()}
+	m := &Machine{userID: user, deviceID: device}
+	m.setIdentity(ids)
+	return m
 }
 
 // preKeyMessage starts an outbound session from one device to another with

@@ -37,11 +37,7 @@ func (p *tdPeer) inbound(t testing.TB, room, sessionID string) *cryptostore.Inbo
 // later copy (higher first index) does not replace an earlier one, and an
 // earlier one replaces a later (invariant 10).
 func TestRoomKeyStoredKeepingTheBetterCopy(t *testing.T) {
-	clock := newStepClock()
-	alice := newTDPeer(t, "@alice:example.org", "ALICE", clock)
-	bob := newTDPeer(t, "@bob:example.org", "BOB", clock)
-	introducePeers(t, alice, bob)
-	olmConnect(t, alice, bob)
+	alice, bob, _ := connectedPeers(t)
 	const room = "!room:example.org"
 	out, _ := megolm.NewOutboundGroupSession(rand.Reader)
 	early := roomKeyJSON(room, out)
@@ -82,11 +78,7 @@ func TestRoomKeyStoredKeepingTheBetterCopy(t *testing.T) {
 // duplicate), the key is not stored. A cleartext m.room_key is passed
 // through and never stored.
 func TestRoomKeyRefused(t *testing.T) {
-	clock := newStepClock()
-	alice := newTDPeer(t, "@alice:example.org", "ALICE", clock)
-	bob := newTDPeer(t, "@bob:example.org", "BOB", clock)
-	introducePeers(t, alice, bob)
-	olmConnect(t, alice, bob)
+	alice, bob, _ := connectedPeers(t)
 	const room = "!room:example.org"
 	out, _ := megolm.NewOutboundGroupSession(rand.Reader)
 	other, _ := megolm.NewOutboundGroupSession(rand.Reader)

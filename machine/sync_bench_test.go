@@ -7,13 +7,13 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"github.com/xolm/xolm/internal/benchcmp"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/xolm/xolm/cryptostore"
 	"github.com/xolm/xolm/internal/b64"
+	"github.com/xolm/xolm/internal/benchcmp"
 	"github.com/xolm/xolm/internal/sqlitedb"
 	"github.com/xolm/xolm/olm"
 )

@@ -160,6 +160,17 @@ func (p *tdPeer) oneTimeKey(t testing.TB) (string, json.RawMessage) {
 	return id, p.sign(t, signed)
 }
 
+// connectedPeers returns Alice and Bob on one step clock, each knowing the
+// other's device keys, with an outbound Olm session from Alice to Bob.
+func connectedPeers(t testing.TB) (alice, bob *tdPeer, clock *stepClock) {
+	clock = newStepClock()
+	alice = newTDPeer(t, "@alice:example.org", "ALICE", clock)
+	bob = newTDPeer(t, "@bob:example.org", "BOB", clock)
+	introducePeers(t, alice, bob)
+	olmConnect(t, alice, bob)
+	return alice, bob, clock
+}
+
 // olmConnect creates an outbound Olm session from one peer to another with a
 // fresh one-time key of the other, as a claim would.
 func olmConnect(t testing.TB, from, to *tdPeer) {
@@ -281,11 +292,7 @@ func toDeviceDump(t testing.TB, path string) []byte {
 // sender has heard back, normal messages follow. Several messages from one
 // sender in one batch each see the session as the previous one left it.
 func TestReceivePreKeyThenNormalMessages(t *testing.T) {
-	clock := newStepClock()
-	alice := newTDPeer(t, "@alice:example.org", "ALICE", clock)
-	bob := newTDPeer(t, "@bob:example.org", "BOB", clock)
-	introducePeers(t, alice, bob)
-	olmConnect(t, alice, bob)
+	alice, bob, _ := connectedPeers(t)
 
 	first, second := olmSend(t, alice, bob, "m.test", `{"n":1}`), olmSend(t, alice, bob, "m.test", `{"n":2}`)
 	res := bob.receive(t, first, second)
@@ -326,11 +333,7 @@ func TestReceivePreKeyThenNormalMessages(t *testing.T) {
 // a later batch, or handed to another process on the same store — is a
 // duplicate, never a wedged session.
 func TestInvariant7DuplicatesAreHarmless(t *testing.T) {
-	clock := newStepClock()
-	alice := newTDPeer(t, "@alice:example.org", "ALICE", clock)
-	bob := newTDPeer(t, "@bob:example.org", "BOB", clock)
-	introducePeers(t, alice, bob)
-	olmConnect(t, alice, bob)
+	alice, bob, clock := connectedPeers(t)
 	nse := openTDPeer(t, bob.path, "nse", bob.userID, bob.deviceID, clock)
 
 	pre := olmSend(t, alice, bob, "m.test", `{"n":1}`)
@@ -374,11 +377,7 @@ func TestInvariant7DuplicatesAreHarmless(t *testing.T) {
 // A batch whose transaction fails to commit changes nothing, and the same
 // batch processed again decrypts as if the first attempt never happened.
 func TestFailedCommitLeavesBatchUndone(t *testing.T) {
-	clock := newStepClock()
-	alice := newTDPeer(t, "@alice:example.org", "ALICE", clock)
-	bob := newTDPeer(t, "@bob:example.org", "BOB", clock)
-	introducePeers(t, alice, bob)
-	olmConnect(t, alice, bob)
+	alice, bob, clock := connectedPeers(t)
 	batch := []json.RawMessage{olmSend(t, alice, bob, "m.test", `{"n":1}`), olmSend(t, alice, bob, "m.test", `{"n":2}`)}
 	before := toDeviceDump(t, bob.path)
 

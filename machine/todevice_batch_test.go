@@ -19,11 +19,7 @@ import (
 // leaves no hash, so that it is refused for the same reason when it comes
 // again (DESIGN.md invariant 7).
 func TestInvariant7BatchRecordsOnlyDecryptedHashes(t *testing.T) {
-	clock := newStepClock()
-	alice := newTDPeer(t, "@alice:example.org", "ALICE", clock)
-	bob := newTDPeer(t, "@bob:example.org", "BOB", clock)
-	introducePeers(t, alice, bob)
-	olmConnect(t, alice, bob)
+	alice, bob, _ := connectedPeers(t)
 	wantDecrypted(t, bob.receive(t, olmSend(t, alice, bob, "m.test", `{}`))[0], alice, "m.test", `{}`)
 	forged := sendPlaintext(t, alice, bob, olmPayload(alice, bob, func(p map[string]any) {
 		p["sender"] = "@mallory:example.org"
@@ -86,11 +82,7 @@ func hashCount(t testing.TB, p *tdPeer) int {
 // and why: malformed, cleartext and encrypted events mixed in one batch get
 // the results they get one at a time.
 func TestBatchResultsMatchOneAtATime(t *testing.T) {
-	clock := newStepClock()
-	alice := newTDPeer(t, "@alice:example.org", "ALICE", clock)
-	bob := newTDPeer(t, "@bob:example.org", "BOB", clock)
-	introducePeers(t, alice, bob)
-	olmConnect(t, alice, bob)
+	alice, bob, _ := connectedPeers(t)
 	pre := olmSend(t, alice, bob, "m.test", `{"n":1}`)
 	batch := []json.RawMessage{
 		json.RawMessage(`{"type":"m.room.encrypted","sender":`),
@@ -132,11 +124,7 @@ func TestBatchResultsMatchOneAtATime(t *testing.T) {
 // time (the session's advance, the other events' hashes) is lost or doubled
 // (DESIGN.md invariant 7).
 func TestInvariant7DuplicateThatDecryptsAgain(t *testing.T) {
-	clock := newStepClock()
-	alice := newTDPeer(t, "@alice:example.org", "ALICE", clock)
-	bob := newTDPeer(t, "@bob:example.org", "BOB", clock)
-	introducePeers(t, alice, bob)
-	olmConnect(t, alice, bob)
+	alice, bob, clock := connectedPeers(t)
 	wantDecrypted(t, bob.receive(t, olmSend(t, alice, bob, "m.test", `{}`))[0], alice, "m.test", `{}`)
 	wantDecrypted(t, alice.receive(t, olmSend(t, bob, alice, "m.test", `{}`))[0], bob, "m.test", `{}`)
 	old := benchSessionOf(t, bob, alice)

@@ -114,11 +114,7 @@ func wedgedWith(t testing.TB, r ToDeviceResult, want Unwedging) {
 // which the sender decrypts and answers on, and messages flow again. Within
 // the hour no second claim goes out; after it, one does.
 func TestUnwedgingClaimsOnceAndSendsOneDummy(t *testing.T) {
-	clock := newStepClock()
-	alice := newTDPeer(t, "@alice:example.org", "ALICE", clock)
-	bob := newTDPeer(t, "@bob:example.org", "BOB", clock)
-	introducePeers(t, alice, bob)
-	olmConnect(t, alice, bob)
+	alice, bob, clock := connectedPeers(t)
 	rl := &toDeviceRelay{peers: []*tdPeer{alice, bob}}
 	wantDecrypted(t, bob.receive(t, olmSend(t, alice, bob, "m.test", `{"n":1}`))[0], alice, "m.test", `{"n":1}`)
 	wantDecrypted(t, alice.receive(t, olmSend(t, bob, alice, "m.test", `{}`))[0], bob, "m.test", `{}`)

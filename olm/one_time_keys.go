@@ -164,13 +164,12 @@ func (a *Account) findKey(pub Curve25519PublicKey) (k *localKey, pos int) {
 // NewInboundSession does with the key it used, and reports whether the
 // account held it. Fallback keys are not one-time keys and stay.
 func (a *Account) RemoveOneTimeKey(pub Curve25519PublicKey) bool {
-	for i, k := range a.oneTimeKeys {
-		if k.key.PublicKey() == pub {
-			a.removeOneTimeKey(i)
-			return true
-		}
+	k, pos := a.findKey(pub)
+	if k == nil || pos < 0 {
+		return false
 	}
-	return false
+	a.removeOneTimeKey(pos)
+	return true
 }
 
 // removeOneTimeKey erases and removes the one-time key at pos.
