@@ -134,6 +134,34 @@ func (t *Tx) DeviceByCurve25519(key string) (*Device, error) {
 	return d.clone(), nil
 }
 
+// DeviceIdentity is who a device is: the user and device IDs and the
+// Ed25519 key a message from its Curve25519 key is checked against.
+type DeviceIdentity struct {
+	UserID, DeviceID, Ed25519 string
+}
+
+// Known reports whether the identity names a device (the zero value does
+// not).
+func (d DeviceIdentity) Known() bool { return d.DeviceID != "" }
+
+// DeviceIdentity is DeviceByCurve25519 for a caller that needs only the
+// device's identity: from the cache it copies nothing (a to-device event
+// looks its sender up on every decryption). ErrNotFound if no device has the
+// key.
+func (t *Tx) DeviceIdentity(curve25519 string) (DeviceIdentity, error) {
+	d, ok := t.s.cache.devices.get(curve25519, t.gen)
+	if !ok || t.changed(tableDevices, anyDevice) {
+		var err error
+		if d, err = t.DeviceByCurve25519(curve25519); err != nil {
+			return DeviceIdentity{}, err
+		}
+	}
+	if d == nil {
+		return DeviceIdentity{}, ErrNotFound
+	}
+	return DeviceIdentity{UserID: d.UserID, DeviceID: d.DeviceID, Ed25519: d.Ed25519}, nil
+}
+
 // TrackUser marks a user's device list as tracked and, if dirty, in need of
 // a /keys/query.
 func (t *Tx) TrackUser(userID string, dirty bool) error {

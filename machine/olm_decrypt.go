@@ -94,10 +94,9 @@ type toDeviceBatch struct {
 	// be written by flush.
 	changed map[string]*cryptostore.OlmSessionRecord
 	account *cryptostore.AccountRecord // loaded on first need
-	// ids caches the working copies' session IDs (each one a hash).
-	ids map[*cryptostore.OlmSessionRecord]string
-	// devices caches DeviceByCurve25519 for the batch (nil: not known).
-	devices map[string]*cryptostore.Device
+	// devices caches DeviceIdentity for the batch (absent: not looked up;
+	// zero: not known).
+	devices map[string]cryptostore.DeviceIdentity
 	// events are the batch's encrypted events (nil where an event was done
 	// with when parsed), for the store's hashes to be looked up in one
 	// statement when first needed.
@@ -112,11 +111,10 @@ type toDeviceBatch struct {
 	decrypted []cryptostore.OlmMessage
 }
 
+// newToDeviceBatch starts a batch. Its maps are made on first use: most
+// batches are one event, from one sender.
 func newToDeviceBatch(m *Machine, tx *cryptostore.Tx, events []*olmEvent) *toDeviceBatch {
-	return &toDeviceBatch{m: m, tx: tx, events: events, seen: make(map[[32]byte]bool),
-		sessions: make(map[string][]*cryptostore.OlmSessionRecord),
-		changed:  make(map[string]*cryptostore.OlmSessionRecord), devices: make(map[string]*cryptostore.Device),
-		ids: make(map[*cryptostore.OlmSessionRecord]string)}
+	return &toDeviceBatch{m: m, tx: tx, events: events}
 }
 
 // flush writes the hashes of the messages the batch decrypted, in one
@@ -136,7 +134,7 @@ func (b *toDeviceBatch) flush() error {
 	}
 	b.decrypted = nil
 	recs := slices.Collect(maps.Values(b.changed))
-	slices.SortFunc(recs, func(x, y *cryptostore.OlmSessionRecord) int { return -b.compareByUse(x, y) })
+	slices.SortFunc(recs, func(x, y *cryptostore.OlmSessionRecord) int { return -compareByUse(x, y) })
 	for _, r := range recs {
 		if err := b.tx.PutOlmSession(r); err != nil {
 			return err
@@ -146,18 +144,21 @@ func (b *toDeviceBatch) flush() error {
 	return nil
 }
 
-// device returns the device with the Curve25519 key, or nil if none is
-// known, looking it up once per batch.
-func (b *toDeviceBatch) device(curve25519 string) (*cryptostore.Device, error) {
+// device returns the identity of the device with the Curve25519 key, the
+// zero value if none is known, looking it up once per batch.
+func (b *toDeviceBatch) device(curve25519 string) (cryptostore.DeviceIdentity, error) {
 	if d, ok := b.devices[curve25519]; ok {
 		return d, nil
 	}
-	d, err := b.tx.DeviceByCurve25519(curve25519)
+	d, err := b.tx.DeviceIdentity(curve25519)
 	if errors.Is(err, cryptostore.ErrNotFound) {
-		d, err = nil, nil
+		err = nil
 	}
 	if err != nil {
-		return nil, err
+		return cryptostore.DeviceIdentity{}, err
+	}
+	if b.devices == nil {
+		b.devices = make(map[string]cryptostore.DeviceIdentity)
 	}
 	b.devices[curve25519] = d
 	return d, nil
@@ -168,7 +169,7 @@ func (b *toDeviceBatch) device(curve25519 string) (*cryptostore.Device, error) {
 type decryptedOlm struct {
 	senderKey string
 	plaintext *receivedPlaintext
-	device    *cryptostore.Device // the sender device, if known
+	device    cryptostore.DeviceIdentity // the sender device; zero if not known
 }
 
 // errSeenAfterAll aborts a batch transaction that decrypted a message the
@@ -199,6 +200,9 @@ func (b *toDeviceBatch) lookUpHashes() error {
 	}
 	// An event the batch decrypted already and finds here was decrypted
 	// before after all; flush finds it when it records the hash.
+	if b.seen == nil {
+		b.seen = make(map[[32]byte]bool, len(seen))
+	}
 	maps.Copy(b.seen, seen)
 	return nil
 }
@@ -237,12 +241,17 @@ func (b *toDeviceBatch) decryptOlm(ev *olmEvent) (*decryptedOlm, error) {
 			return nil, err
 		}
 	default:
-		if _, err := wire.DecodeOlmMessage(ev.body); err != nil { // olm.ParseMessage's check, without its copy
-			return nil, &MalformedToDeviceError{Field: "content.ciphertext.body", Err: err}
-		}
 		var err error
 		if try, err = b.decryptNormal(senderKey, ev.body); err != nil {
 			return nil, err
+		}
+		// A message that decrypted was well formed; one that did not is
+		// checked (olm.ParseMessage's check, without its copy), so that a
+		// malformed body is reported as such, with or without sessions.
+		if try.failure != nil {
+			if _, err := wire.DecodeOlmMessage(ev.body); err != nil {
+				return nil, &MalformedToDeviceError{Field: "content.ciphertext.body", Err: err}
+			}
 		}
 	}
 	if try.failure != nil {
@@ -272,6 +281,9 @@ func (b *toDeviceBatch) decryptOlm(ev *olmEvent) (*decryptedOlm, error) {
 			return nil, err
 		}
 		b.account = try.account
+	}
+	if b.seen == nil {
+		b.seen = make(map[[32]byte]bool)
 	}
 	b.seen[ev.hash] = true
 	b.decrypted = append(b.decrypted, cryptostore.OlmMessage{Hash: ev.hash, SenderKey: senderKey})
@@ -359,6 +371,9 @@ func (b *toDeviceBatch) senderSessions(senderKey string) ([]*cryptostore.OlmSess
 	if err != nil {
 		return nil, err
 	}
+	if b.sessions == nil {
+		b.sessions = make(map[string][]*cryptostore.OlmSessionRecord)
+	}
 	b.sessions[senderKey] = recs
 	return recs, nil
 }
@@ -368,40 +383,29 @@ func (b *toDeviceBatch) senderSessions(senderKey string) ([]*cryptostore.OlmSess
 // of a copy with its ID, if any), pruned as the store prunes, and marks it
 // for flush.
 func (b *toDeviceBatch) putSession(rec, from *cryptostore.OlmSessionRecord) {
-	var id string
-	if from != nil {
-		id = b.sessionID(from)
-		delete(b.ids, from)
-	} else {
-		id = rec.Session.ID()
-	}
-	b.ids[rec] = id
+	id := rec.Session.ID()
 	recs := slices.DeleteFunc(b.sessions[rec.SenderKey], func(r *cryptostore.OlmSessionRecord) bool {
-		return r == from || from == nil && b.sessionID(r) == id
+		return r == from || from == nil && r.Session.ID() == id
 	})
 	recs = append(recs, rec)
-	slices.SortFunc(recs, b.compareByUse)
-	b.sessions[rec.SenderKey] = recs[:min(len(recs), cryptostore.MaxOlmSessionsPerSender)]
-	b.changed[id] = rec
-}
-
-// sessionID returns a working copy's session ID, computed (a hash) once.
-func (b *toDeviceBatch) sessionID(r *cryptostore.OlmSessionRecord) string {
-	id, ok := b.ids[r]
-	if !ok {
-		id = r.Session.ID()
-		b.ids[r] = id
+	slices.SortFunc(recs, compareByUse)
+	if b.sessions == nil {
+		b.sessions = make(map[string][]*cryptostore.OlmSessionRecord)
 	}
-	return id
+	b.sessions[rec.SenderKey] = recs[:min(len(recs), cryptostore.MaxOlmSessionsPerSender)]
+	if b.changed == nil {
+		b.changed = make(map[string]*cryptostore.OlmSessionRecord)
+	}
+	b.changed[id] = rec
 }
 
 // compareByUse orders sessions as the store does: last used (in
 // milliseconds, as stored) newest first, then by session ID.
-func (b *toDeviceBatch) compareByUse(x, y *cryptostore.OlmSessionRecord) int {
+func compareByUse(x, y *cryptostore.OlmSessionRecord) int {
 	if c := cmp.Compare(y.LastUsedAt.UnixMilli(), x.LastUsedAt.UnixMilli()); c != 0 {
 		return c
 	}
-	return strings.Compare(b.sessionID(x), b.sessionID(y))
+	return strings.Compare(x.Session.ID(), y.Session.ID())
 }
 
 // accountCopy returns a copy of the batch's account for a new inbound

@@ -121,6 +121,11 @@ func TestBadInputIsTypedAndChangesNothing(t *testing.T) {
 			c.Ciphertext[bobKey] = olmCiphertext{Body: "!!"}
 		}), ErrMalformedToDevice, ""},
 		{"truncated pre-key body", editOlmBody(pre, bobKey, cut(20)), ErrMalformedToDevice, ""},
+		{"truncated normal body", editOlmContent(editOlmBody(pre, bobKey, cut(20)), func(c *olmContent) {
+			ct := c.Ciphertext[bobKey]
+			ct.Type = int(olm.MessageTypeNormal)
+			c.Ciphertext[bobKey] = ct
+		}), ErrMalformedToDevice, ""},
 		{"wrong MAC", editOlmBody(pre, bobKey, flip(-1)), ErrSessionWedged, ""},
 		{"flipped ciphertext", editOlmBody(pre, bobKey, flip(-12)), ErrSessionWedged, ""},
 		{"plaintext not JSON", sendPlaintext(t, alice, bob, notJSON), ErrInvalidOlmPlaintext, "plaintext"},

@@ -59,42 +59,42 @@ type senderDeviceKeys struct {
 // known by its Curve25519 key, is that device's key (and the device belongs
 // to the sender); sender_device_keys, when present, must name the same keys
 // and carry a valid self-signature.
-func (b *toDeviceBatch) checkPlaintext(sender, senderKey string, plaintext []byte) (*receivedPlaintext, *cryptostore.Device, error) {
+func (b *toDeviceBatch) checkPlaintext(sender, senderKey string, plaintext []byte) (*receivedPlaintext, cryptostore.DeviceIdentity, error) {
 	p, err := parsePlaintext(plaintext)
 	if err != nil {
-		return nil, nil, &OlmPlaintextError{Field: "plaintext", Err: err}
+		return nil, cryptostore.DeviceIdentity{}, &OlmPlaintextError{Field: "plaintext", Err: err}
 	}
 	if err := checkFields(
 		fieldCheck{"sender", p.Sender, sender},
 		fieldCheck{"recipient", p.Recipient, b.m.userID},
 		fieldCheck{"recipient_keys.ed25519", p.RecipientKeys.Ed25519, b.m.ed25519},
 	); err != nil {
-		return nil, nil, err
+		return nil, cryptostore.DeviceIdentity{}, err
 	}
 	if p.Type == "" {
-		return nil, nil, &OlmPlaintextError{Field: "type", Want: "an event type"}
+		return nil, cryptostore.DeviceIdentity{}, &OlmPlaintextError{Field: "type", Want: "an event type"}
 	}
 	if len(p.Content) == 0 || p.Content[0] != '{' {
-		return nil, nil, &OlmPlaintextError{Field: "content", Got: string(p.Content), Want: "an object"}
+		return nil, cryptostore.DeviceIdentity{}, &OlmPlaintextError{Field: "content", Got: string(p.Content), Want: "an object"}
 	}
 	if p.Keys.Ed25519 == "" {
-		return nil, nil, &OlmPlaintextError{Field: "keys.ed25519", Want: "the sender's Ed25519 key"}
+		return nil, cryptostore.DeviceIdentity{}, &OlmPlaintextError{Field: "keys.ed25519", Want: "the sender's Ed25519 key"}
 	}
 	dev, err := b.device(senderKey)
 	if err != nil {
-		return nil, nil, err
+		return nil, cryptostore.DeviceIdentity{}, err
 	}
-	if dev != nil {
+	if dev.Known() {
 		if err := checkFields(
 			fieldCheck{"sender", sender, dev.UserID},
 			fieldCheck{"keys.ed25519", p.Keys.Ed25519, dev.Ed25519},
 		); err != nil {
-			return nil, nil, err
+			return nil, cryptostore.DeviceIdentity{}, err
 		}
 	}
 	if len(p.SenderDeviceKeys) > 0 && string(p.SenderDeviceKeys) != "null" {
 		if err := checkSenderDeviceKeys(p.SenderDeviceKeys, sender, senderKey, p.Keys.Ed25519); err != nil {
-			return nil, nil, err
+			return nil, cryptostore.DeviceIdentity{}, err
 		}
 	}
 	return p, dev, nil

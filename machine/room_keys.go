@@ -84,7 +84,7 @@ func (m *Machine) storeForwardedRoomKey(tx *cryptostore.Tx, sender string, dec *
 	if err := json.Unmarshal(dec.plaintext.Content, &c); err != nil {
 		return nil, refuse("content", err)
 	}
-	if sender != m.userID || dec.device == nil {
+	if sender != m.userID || !dec.device.Known() {
 		return nil, refuse("sender", ErrUntrustedForward)
 	}
 	sess, err := checkRoomKey(c.Algorithm, c.RoomID, c.SessionID, c.SessionKey, megolm.ImportInboundGroupSession)

@@ -304,9 +304,7 @@ func (b *toDeviceBatch) receiveEncrypted(ev *olmEvent, res ToDeviceResult) (ToDe
 	}
 	res.Type, res.Encrypted = dec.plaintext.Type, true
 	res.SenderKey, res.SenderEd25519 = dec.senderKey, dec.plaintext.Keys.Ed25519
-	if dec.device != nil {
-		res.SenderDevice = dec.device.DeviceID
-	}
+	res.SenderDevice = dec.device.DeviceID
 	res.Event = decryptedToDeviceJSON(ev.sender, dec)
 	switch dec.plaintext.Type {
 	case EventRoomKey:

@@ -16,6 +16,7 @@ const sessionFormatVersion = 1
 // [UnpickleSession].
 func (s *Session) Pickle(key *[32]byte, ad []byte) []byte {
 	var e libolmpickle.Encoder
+	e.Grow(4 + s.encodedSize())
 	e.U32(sessionFormatVersion)
 	s.encode(&e)
 	raw := e.Result()
@@ -49,6 +50,17 @@ func UnpickleSession(b []byte, key *[32]byte, ad []byte) (*Session, error) {
 // encode writes libolm's session layout after its version field:
 // received_message(u8) ‖ alice identity key ‖ alice base key ‖ bob one-time
 // key ‖ root key ‖ sender chains ‖ receiver chains ‖ skipped message keys.
+// encodedSize is the length of what encode writes.
+func (s *Session) encodedSize() int {
+	const key, chain = 32, 32 + 4
+	r := &s.ratchet
+	n := 1 + 3*key + key + 4 + 4 + len(r.receivers)*(key+chain) + 4 + len(r.skipped)*(key+key+4)
+	if r.sender != nil {
+		n += 2*key + chain
+	}
+	return n
+}
+
 func (s *Session) encode(e *libolmpickle.Encoder) {
 	e.Bool(s.receivedMessage)
 	for _, k := range []Curve25519PublicKey{s.aliceIdentity, s.aliceBase, s.bobOneTime} {

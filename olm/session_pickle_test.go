@@ -11,6 +11,14 @@ import (
 
 func TestSessionPickleRoundTrip(t *testing.T) {
 	alice, bob := newSessionPair(t)
+	checkSize := func(s *Session) {
+		t.Helper()
+		if got, want := s.encodedSize(), len(sessionState(s)); got != want {
+			t.Errorf("encodedSize = %d, the encoding has %d bytes", got, want)
+		}
+	}
+	checkSize(alice)
+	checkSize(bob)
 	// Give both sides every kind of state: several chains and skipped keys.
 	for range 3 {
 		encryptAndDeliver(t, bob, alice)
@@ -20,6 +28,7 @@ func TestSessionPickleRoundTrip(t *testing.T) {
 	ms[3].decrypt(t, bob)
 
 	for _, s := range []*Session{alice, bob} {
+		checkSize(s)
 		p := s.Pickle(testPickleKey, testAD)
 		u, err := UnpickleSession(p, testPickleKey, testAD)
 		if err != nil {

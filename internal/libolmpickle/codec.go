@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // ErrFormat is matched by every decoding failure of a raw pickle.
@@ -13,6 +14,10 @@ var ErrFormat = errors.New("libolm pickle: invalid format")
 type Encoder struct {
 	b []byte
 }
+
+// Grow makes room for n more bytes, so that an encoder told its output's
+// size ahead allocates once.
+func (e *Encoder) Grow(n int) { e.b = slices.Grow(e.b, n) }
 
 // U32 appends a big-endian uint32.
 func (e *Encoder) U32(v uint32) { e.b = binary.BigEndian.AppendUint32(e.b, v) }
