@@ -37,9 +37,9 @@ func keysSetup(t *testing.T) (*keysHomeserver, *keysXolm, *keysRust) {
 	hs.flushXolm(alice)
 	bob := newKeysRust(t, nodepeer.Start(t, "rustsdk.mjs"), keysBob, keysBobDevice)
 	hs.flushRust(bob)
-	if len(hs.otks[keysAlice][keysAliceDevice]) != machine.TargetOneTimeKeys || len(hs.fallback[keysAlice][keysAliceDevice]) != 1 {
-		t.Fatalf("xolm uploaded %d one-time and %d fallback keys", len(hs.otks[keysAlice][keysAliceDevice]),
-			len(hs.fallback[keysAlice][keysAliceDevice]))
+	otks, fallback := hs.OneTimeKeyCounts(keysAlice, keysAliceDevice)["signed_curve25519"], hs.FallbackKeys(keysAlice, keysAliceDevice)
+	if otks != machine.TargetOneTimeKeys || fallback != 1 {
+		t.Fatalf("xolm uploaded %d one-time and %d fallback keys", otks, fallback)
 	}
 	return hs, alice, bob
 }
@@ -68,13 +68,13 @@ func TestKeysInteropRustQueriesAndClaimsXolm(t *testing.T) {
 		t.Fatalf("claim %+v", claim)
 	}
 	hs.markRust(bob, *claim)
-	if len(hs.claimed) != 1 {
-		t.Fatalf("%d keys claimed", len(hs.claimed))
+	if len(hs.Claimed()) != 1 {
+		t.Fatalf("%d keys claimed", len(hs.Claimed()))
 	}
 	var claimed struct {
 		Key string `json:"key"`
 	}
-	json.Unmarshal(hs.claimed[0], &claimed)
+	json.Unmarshal(hs.Claimed()[0], &claimed)
 
 	var content struct {
 		SenderKey  string `json:"sender_key"`
@@ -151,7 +151,7 @@ func TestKeysInteropXolmQueriesAndClaimsRust(t *testing.T) {
 	if !slices.ContainsFunc(reqs, func(r *machine.Request) bool { return r.ID == claim.ID }) {
 		t.Fatal("the claim is not among the outgoing requests")
 	}
-	resp := hs.answer(keysAlice, keysAliceDevice, string(claim.Type), "", claim.Body)
+	resp := hs.Answer(keysAlice, keysAliceDevice, claim.ID, claim.Type, "", claim.Body)
 	if err := alice.MarkRequestAsSent(ctx, claim.ID, claim.Type, resp); err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestKeysInteropXolmQueriesAndClaimsRust(t *testing.T) {
 	bob.peer.MustCall("machine.update_tracked_users", map[string]any{"machine": bob.handle, "users": []string{keysAlice}}, nil)
 	hs.flushRust(bob)
 	event := keysEncryptWithStoredSession(t, alice, devs[0], "org.example.keys_test", `{"n":2}`)
-	hs.toDevice[keysBob+" "+keysBobDevice] = append(hs.toDevice[keysBob+" "+keysBobDevice], event)
+	hs.Deliver(keysBob, keysBobDevice, event)
 	processed := hs.syncRust(bob, nil)
 	if len(processed) != 1 || processed[0].Type != "Decrypted" || processed[0].Event.Type != "org.example.keys_test" ||
 		processed[0].EncryptionInfo == nil || processed[0].EncryptionInfo.SenderCurve25519Key != alice.IdentityKeys().Curve25519.String() {
@@ -217,10 +217,11 @@ func keysEncryptWithStoredSession(t *testing.T, x *keysXolm, dev *cryptostore.De
 func TestKeysInteropRustRefusesTamperedDeviceKeys(t *testing.T) {
 	hs, alice, bob := keysSetup(t)
 	var obj map[string]any
-	json.Unmarshal(hs.devices[keysAlice][keysAliceDevice], &obj)
+	json.Unmarshal(hs.DeviceKeys(keysAlice, keysAliceDevice), &obj)
 	other, _ := olm.NewAccount(rand.Reader)
 	obj["keys"].(map[string]any)["curve25519:"+keysAliceDevice] = other.IdentityKeys().Curve25519.String()
-	hs.devices[keysAlice][keysAliceDevice], _ = json.Marshal(obj)
+	tampered, _ := json.Marshal(obj)
+	hs.SetDeviceKeys(keysAlice, keysAliceDevice, tampered)
 	bob.peer.MustCall("machine.update_tracked_users", map[string]any{"machine": bob.handle, "users": []string{keysAlice}}, nil)
 	hs.flushRust(bob)
 	var dev *keysIdentity

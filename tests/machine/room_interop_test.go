@@ -87,9 +87,7 @@ func roomRustSend(t *testing.T, hs *keysHomeserver, alice *keysXolm, bob *keysRu
 		hs.markRust(bob, r)
 	}
 	if len(shares) > 0 {
-		key := keysAlice + " " + keysAliceDevice
-		res, err := alice.ReceiveSyncChanges(context.Background(), machine.SyncChanges{ToDeviceEvents: hs.toDevice[key]})
-		delete(hs.toDevice, key)
+		res, err := alice.ReceiveSyncChanges(context.Background(), machine.SyncChanges{ToDeviceEvents: hs.Take(keysAlice, keysAliceDevice)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -40,9 +40,7 @@ func toDeviceSetup(t *testing.T) (*keysHomeserver, *keysXolm, *keysRust, keysIde
 // toDeviceSync hands Alice her queued to-device events.
 func toDeviceSync(t *testing.T, hs *keysHomeserver, alice *keysXolm) ([]json.RawMessage, []machine.ToDeviceResult) {
 	t.Helper()
-	key := keysAlice + " " + keysAliceDevice
-	events := hs.toDevice[key]
-	delete(hs.toDevice, key)
+	events := hs.Take(keysAlice, keysAliceDevice)
 	res, err := alice.ReceiveSyncChanges(context.Background(), machine.SyncChanges{ToDeviceEvents: events})
 	if err != nil {
 		t.Fatal(err)
@@ -57,8 +55,7 @@ func toDeviceFromRust(t *testing.T, hs *keysHomeserver, bob *keysRust, eventType
 	bob.peer.MustCall("machine.encrypt_to_device", map[string]any{"machine": bob.handle, "user_id": keysAlice,
 		"device_id": keysAliceDevice, "type": eventType, "content": json.RawMessage(content)}, &enc)
 	event, _ := json.Marshal(map[string]any{"type": machine.EventRoomEncrypted, "sender": keysBob, "content": enc})
-	key := keysAlice + " " + keysAliceDevice
-	hs.toDevice[key] = append(hs.toDevice[key], event)
+	hs.Deliver(keysAlice, keysAliceDevice, event)
 }
 
 // fromBob checks that a result is a to-device event Bob's device sent and
@@ -150,10 +147,10 @@ func TestToDeviceInteropUnwedge(t *testing.T) {
 		!errors.As(res[1].Err, &wedged) || wedged.Unwedging != machine.UnwedgeRateLimited {
 		t.Fatalf("undecryptable messages: %+v", res)
 	}
-	claimedBefore := len(hs.claimed)
+	claimedBefore := len(hs.Claimed())
 	hs.flushXolm(alice) // the claim, then the m.dummy
-	if len(hs.claimed) != claimedBefore+1 {
-		t.Fatalf("%d keys claimed to unwedge", len(hs.claimed)-claimedBefore)
+	if len(hs.Claimed()) != claimedBefore+1 {
+		t.Fatalf("%d keys claimed to unwedge", len(hs.Claimed())-claimedBefore)
 	}
 	got := hs.syncRust(bob, nil)
 	if len(got) != 1 || got[0].Type != "Decrypted" || got[0].Event.Type != machine.EventDummy || got[0].Event.Sender != keysAlice {
@@ -168,8 +165,8 @@ func TestToDeviceInteropUnwedge(t *testing.T) {
 		fromBob(t, r, bobKeys, "m.test")
 	}
 	hs.flushXolm(alice)
-	if len(hs.claimed) != claimedBefore+1 || len(hs.toDevice[keysBob+" "+keysBobDevice]) != 0 {
-		t.Fatalf("after recovery: %d claims, %d to-device messages", len(hs.claimed)-claimedBefore,
-			len(hs.toDevice[keysBob+" "+keysBobDevice]))
+	if len(hs.Claimed()) != claimedBefore+1 || hs.Pending(keysBob, keysBobDevice) != 0 {
+		t.Fatalf("after recovery: %d claims, %d to-device messages", len(hs.Claimed())-claimedBefore,
+			hs.Pending(keysBob, keysBobDevice))
 	}
 }

@@ -89,7 +89,7 @@ func runInterleaved(t *testing.T, skipInvalidation bool) interleaving {
 		}
 		p := procs[i%2]
 		res := mustCall(t, p, deviceline.Request{Op: deviceline.OpSync, Events: []json.RawMessage{ev},
-			OneTimeKeyCounts: hs.counts(alice, aliceDevice)}).Results
+			OneTimeKeyCounts: hs.OneTimeKeyCounts(alice, aliceDevice)}).Results
 		if len(res) != 1 || !decrypted(res[0]) {
 			out.failure = fmt.Sprintf("message %d (after %d pre-key, %d normal) to the %s process: %+v", i, out.preKey, out.normal, p.Role, res)
 			if len(res) == 1 {

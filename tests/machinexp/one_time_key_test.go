@@ -38,7 +38,6 @@ func TestOneTimeKeysAcrossProcesses(t *testing.T) {
 	hs := newHomeserver(t)
 	a := startAlice(t, hs, false)
 	procs := []*deviceline.Proc{a.app, a.nse}
-	aliceDev := alice + " " + aliceDevice
 
 	var peers []*peer
 	used := map[string]bool{} // one-time keys peers made sessions from
@@ -49,7 +48,7 @@ func TestOneTimeKeysAcrossProcesses(t *testing.T) {
 			n := len(peers)
 			p := newPeer(t, hs, fmt.Sprintf("@peer%d:example.org", n), fmt.Sprintf("PEER%d", n))
 			p.connect(t)
-			used[claimedKey(t, hs.claimed[len(hs.claimed)-1])] = true
+			used[claimedKey(t, hs.Claimed()[len(hs.Claimed())-1])] = true
 			for j := range 2 {
 				ev := p.sendRoomKey(t, fmt.Sprintf("!peer%d.%d:example.org", n, j))
 				if typ := olmType(t, ev, a.app.Curve25519); typ != int(olm.MessageTypePreKey) {
@@ -60,12 +59,12 @@ func TestOneTimeKeysAcrossProcesses(t *testing.T) {
 			peers = append(peers, p)
 		}
 		for range otkIdlePerRound {
-			if _, _, ok := hs.claim(aliceDev); !ok {
+			if _, _, ok := hs.Claim(alice, aliceDevice); !ok {
 				t.Fatal("Alice's keys ran out")
 			}
 		}
 
-		counts := hs.counts(alice, aliceDevice)
+		counts := hs.OneTimeKeyCounts(alice, aliceDevice)
 		synced := race(t,
 			call{a.app, deviceline.Request{Op: deviceline.OpSync, Events: batches[0], OneTimeKeyCounts: counts}},
 			call{a.nse, deviceline.Request{Op: deviceline.OpSync, Events: batches[1], OneTimeKeyCounts: counts}})
@@ -85,7 +84,7 @@ func TestOneTimeKeysAcrossProcesses(t *testing.T) {
 					t.Fatalf("round %d: the %s process sends a %s request", round, procs[j].Role, q.Type)
 				}
 				uploads[q.ID] = true
-				resp := hs.answer(alice, aliceDevice, q.ID, q.Type, q.EventType, q.Body)
+				resp := hs.answer(q)
 				marks = append(marks, call{procs[j], deviceline.Request{Op: deviceline.OpMark, RequestID: q.ID, RequestType: q.Type, Response: resp}})
 			}
 		}
@@ -132,9 +131,9 @@ func checkOneSessionPerKey(t *testing.T, a *aliceProcs, hs *homeserver, peers []
 	}
 	defer s.Close()
 	want := map[string]bool{}
-	for id, k := range hs.uploaded {
-		if strings.HasPrefix(id, alice+" "+aliceDevice+" ") && !k.fallback && !used[claimedKey(t, k.key)] {
-			want[claimedKey(t, k.key)] = true
+	for id, k := range hs.Uploads() {
+		if strings.HasPrefix(id, alice+" "+aliceDevice+" ") && !k.Fallback && !used[claimedKey(t, k.Key)] {
+			want[claimedKey(t, k.Key)] = true
 		}
 	}
 	err = s.View(ctx, "check", func(tx *cryptostore.Tx) error {

@@ -35,7 +35,7 @@ func newPeer(t *testing.T, hs *homeserver, user, device string) *peer {
 		t.Fatal(err)
 	}
 	p := &peer{Machine: m, hs: hs}
-	hs.flushLocal(m)
+	hs.Flush(m)
 	return p
 }
 
@@ -47,12 +47,12 @@ func (p *peer) connect(t *testing.T) {
 	if err := p.UpdateTrackedUsers(ctx, []string{alice}); err != nil {
 		t.Fatal(err)
 	}
-	p.hs.flushLocal(p.Machine)
+	p.hs.Flush(p.Machine)
 	claim, err := p.GetMissingSessions(ctx, []string{alice})
 	if err != nil || claim == nil {
 		t.Fatalf("claim: %v %v", claim, err)
 	}
-	p.hs.flushLocal(p.Machine)
+	p.hs.Flush(p.Machine)
 	if again, err := p.GetMissingSessions(ctx, []string{alice}); err != nil || again != nil {
 		t.Fatalf("%s has no session with Alice after the claim: %v", p.UserID(), err)
 	}
@@ -65,8 +65,8 @@ func (p *peer) sendRoomKey(t *testing.T, room string) json.RawMessage {
 	if _, err := p.ShareRoomKey(context.Background(), room, []string{alice}, machine.EncryptionSettings{}); err != nil {
 		t.Fatalf("%s shares %s: %v", p.UserID(), room, err)
 	}
-	p.hs.flushLocal(p.Machine)
-	evs := p.hs.take(alice, aliceDevice)
+	p.hs.Flush(p.Machine)
+	evs := p.hs.Take(alice, aliceDevice)
 	if len(evs) != 1 {
 		t.Fatalf("%s's share of %s reached Alice as %d events", p.UserID(), room, len(evs))
 	}
@@ -78,7 +78,7 @@ func (p *peer) sendRoomKey(t *testing.T, room string) json.RawMessage {
 // did.
 func (p *peer) receive(t *testing.T) (int, error) {
 	t.Helper()
-	evs := p.hs.take(p.UserID(), p.DeviceID())
+	evs := p.hs.Take(p.UserID(), p.DeviceID())
 	res, err := p.ReceiveSyncChanges(context.Background(), machine.SyncChanges{ToDeviceEvents: evs})
 	if err != nil {
 		t.Fatal(err)

@@ -40,7 +40,7 @@ func TestSameBatchToBothProcesses(t *testing.T) {
 			batch[i] = bob.sendRoomKey(t, fmt.Sprintf("!bob%d.%d:example.org", round, i))
 			types[olmType(t, batch[i], a.app.Curve25519)]++
 		}
-		counts := hs.counts(alice, aliceDevice)
+		counts := hs.OneTimeKeyCounts(alice, aliceDevice)
 		sync := deviceline.Request{Op: deviceline.OpSync, Events: batch, OneTimeKeyCounts: counts}
 		replies := race(t, call{a.app, sync}, call{a.nse, sync})
 		for i := range batch {
