@@ -106,30 +106,9 @@ func (t *Tx) Devices(userID string) ([]*Device, error) {
 // DeviceByCurve25519 finds the device with the given identity key, or
 // ErrNotFound.
 func (t *Tx) DeviceByCurve25519(key string) (*Device, error) {
-	if d, ok := t.s.cache.devices.get(key, t.gen); ok && !t.changed(tableDevices, anyDevice) {
-		if d == nil {
-			return nil, ErrNotFound
-		}
-		return d.clone(), nil
-	}
-	d := &Device{Curve25519: key}
-	var updated int64
-	err := t.tx.QueryRow(`SELECT user_id, device_id, ed25519, keys_json, updated_at FROM devices
-		WHERE curve25519 = ? ORDER BY updated_at DESC LIMIT 1`, key).
-		Scan(&d.UserID, &d.DeviceID, &d.Ed25519, &d.KeysJSON, &updated)
-	if err = noRows(err); errors.Is(err, ErrNotFound) {
-		d = nil // remembered too: an unknown sender is looked up per message
-	} else if err != nil {
+	d, err := t.deviceByCurve25519(key)
+	if err != nil {
 		return nil, err
-	} else {
-		d.UpdatedAt = time.UnixMilli(updated)
-	}
-	if !t.changed(tableDevices, anyDevice) {
-		cached := d
-		t.cacheRead(func() { t.s.cache.devices.put(key, cached, t.gen) })
-	}
-	if d == nil {
-		return nil, ErrNotFound
 	}
 	return d.clone(), nil
 }
@@ -145,21 +124,44 @@ type DeviceIdentity struct {
 func (d DeviceIdentity) Known() bool { return d.DeviceID != "" }
 
 // DeviceIdentity is DeviceByCurve25519 for a caller that needs only the
-// device's identity: from the cache it copies nothing (a to-device event
+// device's identity: it copies no signed keys object (a to-device event
 // looks its sender up on every decryption). ErrNotFound if no device has the
 // key.
 func (t *Tx) DeviceIdentity(curve25519 string) (DeviceIdentity, error) {
-	d, ok := t.s.cache.devices.get(curve25519, t.gen)
+	d, err := t.deviceByCurve25519(curve25519)
+	if err != nil {
+		return DeviceIdentity{}, err
+	}
+	return DeviceIdentity{UserID: d.UserID, DeviceID: d.DeviceID, Ed25519: d.Ed25519}, nil
+}
+
+// deviceByCurve25519 looks a device up by identity key, in the cache unless
+// the transaction wrote devices, or ErrNotFound. The device returned may be
+// the cache's: callers copy what they hand on and change nothing.
+func (t *Tx) deviceByCurve25519(key string) (*Device, error) {
+	d, ok := t.s.cache.devices.get(key, t.gen)
 	if !ok || t.changed(tableDevices, anyDevice) {
-		var err error
-		if d, err = t.DeviceByCurve25519(curve25519); err != nil {
-			return DeviceIdentity{}, err
+		d = &Device{Curve25519: key}
+		var updated int64
+		err := t.tx.QueryRow(`SELECT user_id, device_id, ed25519, keys_json, updated_at FROM devices
+			WHERE curve25519 = ? ORDER BY updated_at DESC LIMIT 1`, key).
+			Scan(&d.UserID, &d.DeviceID, &d.Ed25519, &d.KeysJSON, &updated)
+		if err = noRows(err); errors.Is(err, ErrNotFound) {
+			d = nil // remembered too: an unknown sender is looked up per message
+		} else if err != nil {
+			return nil, err
+		} else {
+			d.UpdatedAt = time.UnixMilli(updated)
+		}
+		if !t.changed(tableDevices, anyDevice) {
+			cached := d
+			t.cacheRead(func() { t.s.cache.devices.put(key, cached, t.gen) })
 		}
 	}
 	if d == nil {
-		return DeviceIdentity{}, ErrNotFound
+		return nil, ErrNotFound
 	}
-	return DeviceIdentity{UserID: d.UserID, DeviceID: d.DeviceID, Ed25519: d.Ed25519}, nil
+	return d, nil
 }
 
 // TrackUser marks a user's device list as tracked and, if dirty, in need of

@@ -14,13 +14,13 @@ import (
 
 func TestUpdateTrackedUsersRefusesInvalidIDs(t *testing.T) {
 	d := newKeysDevice(t, "@alice:example.org", "ALICE")
-	before := keysDump(t, d.path)
+	before := storeDump(t, d.path)
 	for _, u := range []string{"", "bob", "@bob", "@" + strings.Repeat("b", MaxUserIDLength) + ":x", "@b\xff:x"} {
 		if err := d.UpdateTrackedUsers(t.Context(), []string{"@carol:example.org", u}); !errors.Is(err, ErrInvalidUserID) {
 			t.Fatalf("%q: %v", u, err)
 		}
 	}
-	if keysDump(t, d.path) != before {
+	if storeDump(t, d.path) != before {
 		t.Fatal("a refused call changed the store")
 	}
 }

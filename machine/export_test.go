@@ -66,14 +66,14 @@ func TestExportImportRoundTrip(t *testing.T) {
 		}
 	}
 	// Importing again changes nothing; a wrong passphrase is refused.
-	before := roomDump(t, carol.path)
+	before := storeDump(t, carol.path)
 	if imported, total, err := carol.m.ImportRoomKeys(ctx, file, "correct horse"); err != nil || imported != 0 || total != 1 {
 		t.Fatalf("second import: %d of %d: %v", imported, total, err)
 	}
 	if _, _, err := carol.m.ImportRoomKeys(ctx, file, "wrong"); !errors.Is(err, keyexport.ErrBadMAC) {
 		t.Fatalf("wrong passphrase: %v", err)
 	}
-	if !bytes.Equal(before, roomDump(t, carol.path)) {
+	if before != storeDump(t, carol.path) {
 		t.Fatal("a second import or a refused file changed the store")
 	}
 }
@@ -143,11 +143,11 @@ func TestImportKeepsTheBetterCopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := roomDump(t, bob.path)
+	before := storeDump(t, bob.path)
 	if imported, total, err := bob.m.ImportRoomKeys(ctx, worse, "pw"); err != nil || imported != 0 || total != 1 {
 		t.Fatalf("worse copy: %d of %d: %v", imported, total, err)
 	}
-	if !bytes.Equal(before, roomDump(t, bob.path)) {
+	if before != storeDump(t, bob.path) {
 		t.Fatal("a worse copy changed the store")
 	}
 	if imported, _, err := late.m.ImportRoomKeys(ctx, full, "pw"); err != nil || imported != 1 {
@@ -173,13 +173,13 @@ func TestImportPublishedVectors(t *testing.T) {
 	for _, v := range publishedExports(t) {
 		t.Run(v.source, func(t *testing.T) {
 			p := newRoomPeer(t, "@alice:example.org", "ALICE")
-			before := roomDump(t, p.path)
+			before := storeDump(t, p.path)
 			imported, total, err := p.m.ImportRoomKeys(ctx, v.file, v.passphrase)
 			if !v.sessions {
 				if !errors.Is(err, keyexport.ErrInvalidFile) || imported != 0 || total != 0 {
 					t.Fatalf("%d of %d: %v", imported, total, err)
 				}
-				if !bytes.Equal(before, roomDump(t, p.path)) {
+				if before != storeDump(t, p.path) {
 					t.Fatal("a refused file changed the store")
 				}
 				return

@@ -125,7 +125,7 @@ func TestClaimRefusesBadKeys(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			before := keysDump(t, alice.path, "outgoing_requests")
+			before := storeDump(t, alice.path, "outgoing_requests")
 			resp, _ := json.Marshal(keysClaimResponse{OneTimeKeys: map[string]map[string]map[string]json.RawMessage{
 				"@bob:example.org":   {"BOB": c.keys, "UNKNOWN": {"signed_curve25519:AAAAAQ": genuine}},
 				"@carol:example.org": {"CAROL": {"signed_curve25519:AAAAAQ": genuine}},
@@ -133,7 +133,7 @@ func TestClaimRefusesBadKeys(t *testing.T) {
 			if err := alice.MarkRequestAsSent(ctx, claim.ID, RequestKeysClaim, resp); err != nil {
 				t.Fatal(err)
 			}
-			if after := keysDump(t, alice.path, "outgoing_requests"); after != before {
+			if after := storeDump(t, alice.path, "outgoing_requests"); after != before {
 				t.Fatalf("a refused key changed the store:\n%s\nwant:\n%s", after, before)
 			}
 			if n := len(keysSessions(t, alice.Machine, bob.IdentityKeys().Curve25519.String())); n != 0 {
@@ -142,11 +142,11 @@ func TestClaimRefusesBadKeys(t *testing.T) {
 		})
 	}
 	claim, _ := alice.GetMissingSessions(ctx, []string{"@bob:example.org"})
-	before := keysDump(t, alice.path)
+	before := storeDump(t, alice.path)
 	if err := alice.MarkRequestAsSent(ctx, claim.ID, RequestKeysClaim, json.RawMessage(`{"one_time_keys":[]}`)); !errors.Is(err, ErrMalformedResponse) {
 		t.Fatalf("malformed claim response: %v", err)
 	}
-	if keysDump(t, alice.path) != before {
+	if storeDump(t, alice.path) != before {
 		t.Fatal("a malformed claim response changed the store")
 	}
 }

@@ -48,13 +48,13 @@ func FuzzMarkRequestAsSent(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, which uint8, response []byte) {
 		r := pending[int(which)%len(pending)]
-		before := keysDump(t, alice.path)
+		before := storeDump(t, alice.path)
 		err := alice.MarkRequestAsSent(t.Context(), r.ID, r.Type, response)
 		if err != nil {
 			if !errors.Is(err, ErrMalformedResponse) {
 				t.Fatalf("%s response %q: %v", r.Type, response, err)
 			}
-			if keysDump(t, alice.path) != before {
+			if storeDump(t, alice.path) != before {
 				t.Fatalf("refused %s response %q changed the store", r.Type, response)
 			}
 			return

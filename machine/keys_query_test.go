@@ -69,12 +69,12 @@ func TestKeysQueryStoresVerifiedDevices(t *testing.T) {
 		t.Fatalf("dirty after the query: %v", dirty)
 	}
 	// The same keys again are not rewritten.
-	before := keysDump(t, alice.path, "outgoing_requests", "tracked_users")
+	before := storeDump(t, alice.path, "outgoing_requests", "tracked_users")
 	s.receiveSync(alice, []string{"@bob:example.org"}, nil)
 	if n := s.flush(alice); n != 1 {
 		t.Fatalf("%d requests after a device list change", n)
 	}
-	if after := keysDump(t, alice.path, "outgoing_requests", "tracked_users"); after != before {
+	if after := storeDump(t, alice.path, "outgoing_requests", "tracked_users"); after != before {
 		t.Fatalf("unchanged keys rewrote the store:\n%s\nwant:\n%s", after, before)
 	}
 }
@@ -186,12 +186,12 @@ func TestKeysQueryRefusesBadDevices(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Through the whole round trip the stored devices stay as they were.
-			before := keysDump(t, alice.path, "outgoing_requests", "tracked_users")
+			before := storeDump(t, alice.path, "outgoing_requests", "tracked_users")
 			s.receiveSync(alice, []string{c.user}, nil)
 			if n := s.flush(alice); n != 1 {
 				t.Fatalf("%d requests", n)
 			}
-			if after := keysDump(t, alice.path, "outgoing_requests", "tracked_users"); after != before {
+			if after := storeDump(t, alice.path, "outgoing_requests", "tracked_users"); after != before {
 				t.Fatalf("refused keys changed the store:\n%s\nwant:\n%s", after, before)
 			}
 		})
@@ -230,7 +230,7 @@ func TestKeysQueryRemovesAndUpdatesDevices(t *testing.T) {
 	if devs := keysDevices(t, alice.Machine, "@bob:example.org"); len(devs) != 1 || devs[0].DeviceID != "BOB" {
 		t.Fatalf("devices after BOB2 left %+v", devs)
 	}
-	if dump := keysDump(t, alice.path); strings.Count(dump, "archived_devices ") != 2 {
+	if dump := storeDump(t, alice.path); strings.Count(dump, "archived_devices ") != 2 {
 		t.Fatalf("archived devices:\n%s", dump)
 	}
 }
@@ -242,13 +242,13 @@ func TestKeysQueryMalformedResponse(t *testing.T) {
 	s, alice, _ := keysPair(t)
 	s.receiveSync(alice, []string{"@bob:example.org"}, nil)
 	qs := keysRequestsOf(t, alice.Machine, RequestKeysQuery)
-	before := keysDump(t, alice.path)
+	before := storeDump(t, alice.path)
 	for _, resp := range []string{`{"device_keys":{"@bob:example.org":"x"}}`, `{"device_keys":[]}`, `x`} {
 		if err := alice.MarkRequestAsSent(ctx, qs[0].ID, RequestKeysQuery, json.RawMessage(resp)); !errors.Is(err, ErrMalformedResponse) {
 			t.Fatalf("%s: %v", resp, err)
 		}
 	}
-	if keysDump(t, alice.path) != before {
+	if storeDump(t, alice.path) != before {
 		t.Fatal("a malformed response changed the store")
 	}
 	if again := keysRequestsOf(t, alice.Machine, RequestKeysQuery); len(again) != 1 || again[0].ID != qs[0].ID {

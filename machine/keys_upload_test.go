@@ -140,11 +140,11 @@ func TestKeysPublishedOnlyAfterUploadSucceeds(t *testing.T) {
 		t.Fatalf("another upload after success: %s", got[0].Body)
 	}
 	// Marking it again (the other process's retry) changes nothing.
-	before := keysDump(t, d.path)
+	before := storeDump(t, d.path)
 	if err := d.MarkRequestAsSent(ctx, first[0].ID, RequestKeysUpload, s.answer(d, first[0])); err != nil {
 		t.Fatal(err)
 	}
-	if keysDump(t, d.path) != before {
+	if storeDump(t, d.path) != before {
 		t.Fatal("a second mark changed the store")
 	}
 }

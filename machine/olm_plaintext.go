@@ -60,41 +60,42 @@ type senderDeviceKeys struct {
 // to the sender); sender_device_keys, when present, must name the same keys
 // and carry a valid self-signature.
 func (b *toDeviceBatch) checkPlaintext(sender, senderKey string, plaintext []byte) (*receivedPlaintext, cryptostore.DeviceIdentity, error) {
+	var unknown cryptostore.DeviceIdentity // returned with every failure
 	p, err := parsePlaintext(plaintext)
 	if err != nil {
-		return nil, cryptostore.DeviceIdentity{}, &OlmPlaintextError{Field: "plaintext", Err: err}
+		return nil, unknown, &OlmPlaintextError{Field: "plaintext", Err: err}
 	}
 	if err := checkFields(
 		fieldCheck{"sender", p.Sender, sender},
 		fieldCheck{"recipient", p.Recipient, b.m.userID},
 		fieldCheck{"recipient_keys.ed25519", p.RecipientKeys.Ed25519, b.m.ed25519},
 	); err != nil {
-		return nil, cryptostore.DeviceIdentity{}, err
+		return nil, unknown, err
 	}
 	if p.Type == "" {
-		return nil, cryptostore.DeviceIdentity{}, &OlmPlaintextError{Field: "type", Want: "an event type"}
+		return nil, unknown, &OlmPlaintextError{Field: "type", Want: "an event type"}
 	}
 	if len(p.Content) == 0 || p.Content[0] != '{' {
-		return nil, cryptostore.DeviceIdentity{}, &OlmPlaintextError{Field: "content", Got: string(p.Content), Want: "an object"}
+		return nil, unknown, &OlmPlaintextError{Field: "content", Got: string(p.Content), Want: "an object"}
 	}
 	if p.Keys.Ed25519 == "" {
-		return nil, cryptostore.DeviceIdentity{}, &OlmPlaintextError{Field: "keys.ed25519", Want: "the sender's Ed25519 key"}
+		return nil, unknown, &OlmPlaintextError{Field: "keys.ed25519", Want: "the sender's Ed25519 key"}
 	}
 	dev, err := b.device(senderKey)
 	if err != nil {
-		return nil, cryptostore.DeviceIdentity{}, err
+		return nil, unknown, err
 	}
 	if dev.Known() {
 		if err := checkFields(
 			fieldCheck{"sender", sender, dev.UserID},
 			fieldCheck{"keys.ed25519", p.Keys.Ed25519, dev.Ed25519},
 		); err != nil {
-			return nil, cryptostore.DeviceIdentity{}, err
+			return nil, unknown, err
 		}
 	}
 	if len(p.SenderDeviceKeys) > 0 && string(p.SenderDeviceKeys) != "null" {
 		if err := checkSenderDeviceKeys(p.SenderDeviceKeys, sender, senderKey, p.Keys.Ed25519); err != nil {
-			return nil, cryptostore.DeviceIdentity{}, err
+			return nil, unknown, err
 		}
 	}
 	return p, dev, nil

@@ -2,15 +2,11 @@ package machine
 
 import (
 	"context"
-	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"maps"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/xolm/xolm/cryptostore"
@@ -32,63 +28,6 @@ func newKeysDevice(t testing.TB, user, device string) *keysDevice {
 		t.Fatal(err)
 	}
 	return &keysDevice{Machine: m, path: path}
-}
-
-// keysDump returns every row of every table of the store file except the
-// lease's, as text, blobs in hex: two dumps are equal only if the stored
-// state is byte-identical. Tables named in skip are left out.
-func keysDump(t testing.TB, path string, skip ...string) string {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rows, err := db.Query(`SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
-		AND name NOT LIKE 'xprocess_%' ORDER BY name`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tables []string
-	for rows.Next() {
-		var name string
-		rows.Scan(&name)
-		if !slices.Contains(skip, name) {
-			tables = append(tables, name)
-		}
-	}
-	rows.Close()
-	var b strings.Builder
-	for _, table := range tables {
-		rows, err := db.Query(`SELECT * FROM "` + table + `" ORDER BY 1, 2`)
-		if err != nil {
-			rows, err = db.Query(`SELECT * FROM "` + table + `" ORDER BY 1`)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := rows.Columns()
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			b.WriteString(table)
-			for _, v := range vals {
-				if bs, ok := v.([]byte); ok {
-					v = hex.EncodeToString(bs)
-				}
-				fmt.Fprintf(&b, " %v", v)
-			}
-			b.WriteByte('\n')
-		}
-		rows.Close()
-	}
-	return b.String()
 }
 
 // keysServer is just enough of a homeserver for the key endpoints: it keeps
@@ -282,7 +221,7 @@ func TestMarkRequestAsSentUnknownWrongTypeAndMalformed(t *testing.T) {
 	if len(ups) != 1 {
 		t.Fatalf("%d uploads", len(ups))
 	}
-	before := keysDump(t, d.path)
+	before := storeDump(t, d.path)
 	var typeErr *RequestTypeError
 	if err := d.MarkRequestAsSent(ctx, ups[0].ID, RequestKeysQuery, json.RawMessage(`{}`)); !errors.As(err, &typeErr) ||
 		!errors.Is(err, ErrRequestType) || typeErr.Queued != RequestKeysUpload {
@@ -299,7 +238,7 @@ func TestMarkRequestAsSentUnknownWrongTypeAndMalformed(t *testing.T) {
 	if err := d.MarkRequestAsSent(ctx, ups[0].ID, RequestKeysUpload, huge); !errors.Is(err, ErrMalformedResponse) {
 		t.Fatalf("huge response: %v", err)
 	}
-	if after := keysDump(t, d.path); after != before {
+	if after := storeDump(t, d.path); after != before {
 		t.Fatalf("refused responses changed the store:\n%s\nwant:\n%s", after, before)
 	}
 	if again := keysRequestsOf(t, d.Machine, RequestKeysUpload); len(again) != 1 || again[0].ID != ups[0].ID {

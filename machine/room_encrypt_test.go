@@ -1,7 +1,6 @@
 package machine
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,11 +17,11 @@ func TestEncryptRoomEventNeedsASentKey(t *testing.T) {
 	alice := newRoomPeer(t, "@alice:example.org", "ALICE")
 	bob := newRoomPeer(t, "@bob:example.org", "BOB")
 	roomConnect(t, alice, bob)
-	before := roomDump(t, alice.path)
+	before := storeDump(t, alice.path)
 	if _, err := alice.m.EncryptRoomEvent(ctx, testRoom, "m.room.message", json.RawMessage(`{}`)); !errors.Is(err, ErrRoomKeyNotShared) {
 		t.Fatalf("no session: %v", err)
 	}
-	if !bytes.Equal(before, roomDump(t, alice.path)) {
+	if before != storeDump(t, alice.path) {
 		t.Fatal("a refused encryption changed the store")
 	}
 	reqs, err := alice.m.ShareRoomKey(ctx, testRoom, []string{"@bob:example.org"}, EncryptionSettings{})
@@ -43,7 +42,7 @@ func TestEncryptRoomEventRefusesBadContent(t *testing.T) {
 	ctx := context.Background()
 	alice := newRoomPeer(t, "@alice:example.org", "ALICE")
 	share(t, alice, testRoom, nil, EncryptionSettings{})
-	before := roomDump(t, alice.path)
+	before := storeDump(t, alice.path)
 	for _, c := range []struct{ typ, content string }{
 		{"", `{}`},
 		{"m.room.message", `[]`},
@@ -56,7 +55,7 @@ func TestEncryptRoomEventRefusesBadContent(t *testing.T) {
 			t.Errorf("%q %.20q: %v", c.typ, c.content, err)
 		}
 	}
-	if !bytes.Equal(before, roomDump(t, alice.path)) {
+	if before != storeDump(t, alice.path) {
 		t.Fatal("refused content changed the store")
 	}
 }
@@ -115,14 +114,14 @@ func TestInvariant6RoomKeyRatchetPersistedBeforeSend(t *testing.T) {
 func TestEncryptRoomEventFailedCommitReturnsNothing(t *testing.T) {
 	alice := newRoomPeer(t, "@alice:example.org", "ALICE")
 	share(t, alice, testRoom, nil, EncryptionSettings{})
-	before := roomDump(t, alice.path)
+	before := storeDump(t, alice.path)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
 	defer cancel()
 	time.Sleep(time.Millisecond)
 	if out, err := alice.m.EncryptRoomEvent(ctx, testRoom, "m.room.message", json.RawMessage(`{}`)); err == nil || out != nil {
 		t.Fatalf("encrypted under an expired context: %v", err)
 	}
-	if !bytes.Equal(before, roomDump(t, alice.path)) {
+	if before != storeDump(t, alice.path) {
 		t.Fatal("the store changed")
 	}
 	if outboundSession(t, alice, testRoom).Session.MessageIndex() != 0 {

@@ -1,9 +1,7 @@
 package machine
 
 import (
-	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -243,50 +241,6 @@ func wantDecrypted(t testing.TB, r ToDeviceResult, from *tdPeer, eventType, cont
 	}
 }
 
-// toDeviceDump returns every row of every table of the store file but the
-// lease (which every transaction renews), for byte-for-byte comparisons.
-func toDeviceDump(t testing.TB, path string) []byte {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rows, err := db.Query(`SELECT name FROM sqlite_schema WHERE type = 'table' AND name != 'xprocess_lease' ORDER BY name`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tables []string
-	for rows.Next() {
-		var n string
-		rows.Scan(&n)
-		tables = append(tables, n)
-	}
-	rows.Close()
-	var out bytes.Buffer
-	for _, tbl := range tables {
-		rows, err := db.Query(`SELECT * FROM "` + tbl + `" ORDER BY 1`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := rows.Columns()
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		fmt.Fprintf(&out, "%s\n", tbl)
-		for rows.Next() {
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			fmt.Fprintf(&out, "%v\n", vals)
-		}
-		rows.Close()
-	}
-	return out.Bytes()
-}
-
 // A pre-key message creates the session and uses the one-time key up; the
 // next pre-key messages of the same session use that session; once the
 // sender has heard back, normal messages follow. Several messages from one
@@ -379,7 +333,7 @@ func TestInvariant7DuplicatesAreHarmless(t *testing.T) {
 func TestFailedCommitLeavesBatchUndone(t *testing.T) {
 	alice, bob, clock := connectedPeers(t)
 	batch := []json.RawMessage{olmSend(t, alice, bob, "m.test", `{"n":1}`), olmSend(t, alice, bob, "m.test", `{"n":2}`)}
-	before := toDeviceDump(t, bob.path)
+	before := storeDump(t, bob.path)
 
 	// The clock is read as each event is staged: cancel at the third
 	// reading, with the first event staged and the second under way, so the
@@ -400,7 +354,7 @@ func TestFailedCommitLeavesBatchUndone(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || res != nil {
 		t.Fatalf("cancelled batch: %v, %d results", err, len(res))
 	}
-	if after := toDeviceDump(t, bob.path); !bytes.Equal(before, after) {
+	if after := storeDump(t, bob.path); before != after {
 		t.Fatal("a batch that did not commit changed the store")
 	}
 	for i, r := range bob.receive(t, batch...) {

@@ -45,12 +45,6 @@ func newKeysXolm(t *testing.T, user, device string) *keysXolm {
 	return &keysXolm{Machine: m, store: s}
 }
 
-// flushXolm sends x's outgoing requests until none are left.
-func (hs *keysHomeserver) flushXolm(x *keysXolm) {
-	hs.t.Helper()
-	hs.Flush(x.Machine)
-}
-
 // keysRust is an OlmMachine in a matrix-sdk-crypto-wasm peer.
 type keysRust struct {
 	peer           *nodepeer.Peer

@@ -34,7 +34,7 @@ func keysSetup(t *testing.T) (*keysHomeserver, *keysXolm, *keysRust) {
 	t.Helper()
 	hs := newKeysHomeserver(t)
 	alice := newKeysXolm(t, keysAlice, keysAliceDevice)
-	hs.flushXolm(alice)
+	hs.Flush(alice.Machine)
 	bob := newKeysRust(t, nodepeer.Start(t, "rustsdk.mjs"), keysBob, keysBobDevice)
 	hs.flushRust(bob)
 	otks, fallback := hs.OneTimeKeyCounts(keysAlice, keysAliceDevice)["signed_curve25519"], hs.FallbackKeys(keysAlice, keysAliceDevice)
@@ -133,7 +133,7 @@ func TestKeysInteropXolmQueriesAndClaimsRust(t *testing.T) {
 	if err := alice.UpdateTrackedUsers(ctx, []string{keysBob}); err != nil {
 		t.Fatal(err)
 	}
-	hs.flushXolm(alice)
+	hs.Flush(alice.Machine)
 	var devs []*cryptostore.Device
 	alice.store.View(ctx, "devices", func(tx *cryptostore.Tx) error {
 		devs, _ = tx.Devices(keysBob)

@@ -36,11 +36,11 @@ func roomSetup(t *testing.T) (*keysHomeserver, *keysXolm, *keysRust) {
 	if err := alice.UpdateTrackedUsers(ctx, []string{keysBob}); err != nil {
 		t.Fatal(err)
 	}
-	hs.flushXolm(alice)
+	hs.Flush(alice.Machine)
 	if _, err := alice.GetMissingSessions(ctx, []string{keysBob}); err != nil {
 		t.Fatal(err)
 	}
-	hs.flushXolm(alice)
+	hs.Flush(alice.Machine)
 	bob.peer.MustCall("machine.update_tracked_users", map[string]any{"machine": bob.handle, "users": []string{keysAlice}}, nil)
 	hs.flushRust(bob)
 	var claim *keysRustRequest
@@ -62,7 +62,7 @@ func roomXolmSend(t *testing.T, hs *keysHomeserver, alice *keysXolm, bob *keysRu
 		t.Fatal(err)
 	}
 	if len(reqs) > 0 {
-		hs.flushXolm(alice)
+		hs.Flush(alice.Machine)
 		for _, p := range hs.syncRust(bob, nil) {
 			if p.Type != "Decrypted" || p.Event.Type != machine.EventRoomKey {
 				t.Fatalf("matrix-rust-sdk made of xolm's room key: %+v", p)

@@ -23,7 +23,7 @@ func toDeviceSetup(t *testing.T) (*keysHomeserver, *keysXolm, *keysRust, keysIde
 	if err := alice.UpdateTrackedUsers(context.Background(), []string{keysBob}); err != nil {
 		t.Fatal(err)
 	}
-	hs.flushXolm(alice)
+	hs.Flush(alice.Machine)
 	bob.peer.MustCall("machine.update_tracked_users", map[string]any{"machine": bob.handle, "users": []string{keysAlice}}, nil)
 	hs.flushRust(bob)
 	var claim *keysRustRequest
@@ -148,7 +148,7 @@ func TestToDeviceInteropUnwedge(t *testing.T) {
 		t.Fatalf("undecryptable messages: %+v", res)
 	}
 	claimedBefore := len(hs.Claimed())
-	hs.flushXolm(alice) // the claim, then the m.dummy
+	hs.Flush(alice.Machine) // the claim, then the m.dummy
 	if len(hs.Claimed()) != claimedBefore+1 {
 		t.Fatalf("%d keys claimed to unwedge", len(hs.Claimed())-claimedBefore)
 	}
@@ -164,7 +164,7 @@ func TestToDeviceInteropUnwedge(t *testing.T) {
 	for _, r := range res {
 		fromBob(t, r, bobKeys, "m.test")
 	}
-	hs.flushXolm(alice)
+	hs.Flush(alice.Machine)
 	if len(hs.Claimed()) != claimedBefore+1 || hs.Pending(keysBob, keysBobDevice) != 0 {
 		t.Fatalf("after recovery: %d claims, %d to-device messages", len(hs.Claimed())-claimedBefore,
 			hs.Pending(keysBob, keysBobDevice))
