@@ -31,7 +31,7 @@ func otkRowKey(id olm.KeyID) string { return strconv.FormatUint(uint64(id), 10) 
 // Account returns a copy of the account, or ErrNotFound before PutAccount.
 // Its one-time keys come from their own rows.
 func (t *Tx) Account() (*AccountRecord, error) {
-	if rec, ok := t.s.cache.account.get(struct{}{}, t.gen); ok && !t.changed(tableAccount, nil) {
+	if rec, ok := t.s.cache.account.get(struct{}{}, t.gen); ok && !t.changed(cacheEntry{table: tableAccount}) {
 		return rec.clone(), nil
 	}
 	rec, err := t.loadAccount()
@@ -105,7 +105,7 @@ func (t *Tx) PutAccount(rec *AccountRecord) error {
 		return err
 	}
 	c := rec.clone()
-	t.wrote(tableAccount, nil)
+	t.wrote(cacheEntry{table: tableAccount})
 	t.afterCommit(func() { t.s.cache.account.put(struct{}{}, c, t.gen) })
 	return nil
 }
@@ -178,7 +178,7 @@ func (t *Tx) RemoveOneTimeKey(publicKey string) (bool, error) {
 	// without it takes its place, so that the next read does not reload and
 	// unseal every one-time key (a sync with a pre-key message is followed by
 	// others). Without a cached copy that held the key, none is kept.
-	t.wrote(tableAccount, nil)
+	t.wrote(cacheEntry{table: tableAccount})
 	t.afterCommit(func() {
 		if rec, ok := t.s.cache.account.get(struct{}{}, t.gen); ok {
 			if pub, err := olm.ParseCurve25519PublicKey(publicKey); err == nil {

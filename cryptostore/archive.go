@@ -32,8 +32,8 @@ func (t *Tx) ArchiveOlmSession(senderKey, sessionID string) error {
 	if err := t.archiveOlmSession(sessionID); err != nil {
 		return err
 	}
-	delete(t.olmCounts, senderKey)
-	t.wrote(tableOlmSessions, senderKey)
+	t.olmCounts.Delete(senderKey)
+	t.wrote(cacheEntry{table: tableOlmSessions, key: senderKey})
 	t.afterCommit(func() { t.s.cache.olmSessions.remove(senderKey) })
 	return nil
 }
@@ -90,8 +90,8 @@ func (t *Tx) RestoreOlmSession(sessionID string) (bool, error) {
 			return false, err
 		}
 	}
-	delete(t.olmCounts, senderKey)
-	t.wrote(tableOlmSessions, senderKey)
+	t.olmCounts.Delete(senderKey)
+	t.wrote(cacheEntry{table: tableOlmSessions, key: senderKey})
 	t.afterCommit(func() { t.s.cache.olmSessions.remove(senderKey) })
 	return true, nil
 }

@@ -32,7 +32,7 @@ func (d *Device) clone() *Device {
 // devicesWritten records a device write: the transaction's own lookups go to
 // SQLite from now on, and the commit empties the cached lookups.
 func (t *Tx) devicesWritten() {
-	t.wrote(tableDevices, anyDevice)
+	t.wrote(cacheEntry{table: tableDevices, key: anyDevice})
 	t.afterCommit(func() { t.s.cache.devices.purge() })
 }
 
@@ -140,7 +140,7 @@ func (t *Tx) DeviceIdentity(curve25519 string) (DeviceIdentity, error) {
 // the cache's: callers copy what they hand on and change nothing.
 func (t *Tx) deviceByCurve25519(key string) (*Device, error) {
 	d, ok := t.s.cache.devices.get(key, t.gen)
-	if !ok || t.changed(tableDevices, anyDevice) {
+	if !ok || t.changed(cacheEntry{table: tableDevices, key: anyDevice}) {
 		d = &Device{Curve25519: key}
 		var updated int64
 		err := t.tx.QueryRow(`SELECT user_id, device_id, ed25519, keys_json, updated_at FROM devices
@@ -153,7 +153,7 @@ func (t *Tx) deviceByCurve25519(key string) (*Device, error) {
 		} else {
 			d.UpdatedAt = time.UnixMilli(updated)
 		}
-		if !t.changed(tableDevices, anyDevice) {
+		if !t.changed(cacheEntry{table: tableDevices, key: anyDevice}) {
 			cached := d
 			t.cacheRead(func() { t.s.cache.devices.put(key, cached, t.gen) })
 		}

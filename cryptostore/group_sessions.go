@@ -38,7 +38,7 @@ func groupRowKey(roomID, sessionID string) string { return roomID + "\x00" + ses
 // InboundGroupSession returns a copy of the session, or ErrNotFound.
 func (t *Tx) InboundGroupSession(roomID, sessionID string) (*InboundGroupSessionRecord, error) {
 	k := groupKey{roomID, sessionID}
-	if rec, ok := t.s.cache.groupSessions.get(k, t.gen); ok && !t.changed(tableInboundGroupSessions, k) {
+	if rec, ok := t.s.cache.groupSessions.get(k, t.gen); ok && !t.changed(cacheEntry{tableInboundGroupSessions, k.roomID, k.sessionID}) {
 		return rec.clone(), nil
 	}
 	rec, err := t.loadInboundGroupSession(roomID, sessionID)
@@ -164,7 +164,7 @@ func (t *Tx) UpdateInboundGroupSession(rec *InboundGroupSessionRecord) error {
 // written.
 func (t *Tx) onlySessionMoved(rec *InboundGroupSessionRecord, k groupKey) bool {
 	c, ok := t.s.cache.groupSessions.get(k, t.gen)
-	return ok && !t.changed(tableInboundGroupSessions, k) &&
+	return ok && !t.changed(cacheEntry{tableInboundGroupSessions, k.roomID, k.sessionID}) &&
 		c.SenderKey == rec.SenderKey && c.SigningKey == rec.SigningKey &&
 		c.Session.FirstKnownIndex() == rec.Session.FirstKnownIndex() && c.Forwarded == rec.Forwarded &&
 		c.SharedHistory == rec.SharedHistory && c.ImportedAt.UnixMilli() == rec.ImportedAt.UnixMilli()
@@ -193,7 +193,7 @@ func (t *Tx) writeInboundGroupSession(rec *InboundGroupSessionRecord) error {
 // transaction and, after the commit, the cache.
 func (t *Tx) publishInboundGroupSession(rec *InboundGroupSessionRecord, id string) {
 	stored := rec.clone()
-	t.wrote(tableInboundGroupSessions, groupKey{rec.RoomID, id})
+	t.wrote(cacheEntry{tableInboundGroupSessions, rec.RoomID, id})
 	t.afterCommit(func() { t.s.cache.groupSessions.put(groupKey{rec.RoomID, id}, stored, t.gen) })
 }
 

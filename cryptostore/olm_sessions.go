@@ -34,7 +34,7 @@ func (r *OlmSessionRecord) clone() *OlmSessionRecord {
 // OlmSessions returns the sessions with senderKey, most recently used first.
 // They are copies: change them, then PutOlmSession.
 func (t *Tx) OlmSessions(senderKey string) ([]*OlmSessionRecord, error) {
-	if recs, ok := t.s.cache.olmSessions.get(senderKey, t.gen); ok && !t.changed(tableOlmSessions, senderKey) {
+	if recs, ok := t.s.cache.olmSessions.get(senderKey, t.gen); ok && !t.changed(cacheEntry{table: tableOlmSessions, key: senderKey}) {
 		t.countOlmSessions(senderKey, len(recs))
 		return cloneRecords(recs), nil
 	}
@@ -113,14 +113,14 @@ func (t *Tx) PutOlmSession(rec *OlmSessionRecord) error {
 			id, rec.SenderKey, rec.CreatedAt.UnixMilli(), rec.LastUsedAt.UnixMilli(), blob); err != nil {
 			return fmt.Errorf("cryptostore: put olm session: %w", err)
 		}
-		if n, ok := t.olmCounts[rec.SenderKey]; ok && n < MaxOlmSessionsPerSender {
-			t.olmCounts[rec.SenderKey] = n + 1 // still within the limit: nothing to prune
+		if n, ok := t.olmCounts.Get(rec.SenderKey); ok && n < MaxOlmSessionsPerSender {
+			t.olmCounts.Set(rec.SenderKey, n+1) // still within the limit: nothing to prune
 		} else if pruned, err = t.pruneOlmSessions(rec.SenderKey); err != nil {
 			return err
 		}
 	}
 	stored := rec.clone()
-	t.wrote(tableOlmSessions, rec.SenderKey)
+	t.wrote(cacheEntry{table: tableOlmSessions, key: rec.SenderKey})
 	t.afterCommit(func() { t.s.cache.publishOlmSession(stored, pruned, t.gen) })
 	return nil
 }
@@ -128,15 +128,12 @@ func (t *Tx) PutOlmSession(rec *OlmSessionRecord) error {
 // countOlmSessions records how many sessions the sender has in the
 // transaction's view.
 func (t *Tx) countOlmSessions(senderKey string, n int) {
-	if t.olmCounts == nil {
-		t.olmCounts = make(map[string]int)
-	}
-	t.olmCounts[senderKey] = n
+	t.olmCounts.Set(senderKey, n)
 }
 
 // pruneOlmSessions archives the sender's sessions beyond the limit.
 func (t *Tx) pruneOlmSessions(senderKey string) ([]string, error) {
-	delete(t.olmCounts, senderKey)
+	t.olmCounts.Delete(senderKey)
 	rows, err := t.tx.Query(`SELECT session_id FROM olm_sessions WHERE sender_key = ?
 		ORDER BY last_used_at DESC, session_id LIMIT -1 OFFSET ?`, senderKey, MaxOlmSessionsPerSender)
 	if err != nil {

@@ -27,7 +27,7 @@ func (r *OutboundGroupSessionRecord) clone() *OutboundGroupSessionRecord {
 // OutboundGroupSession returns a copy of the room's outbound session, or
 // ErrNotFound.
 func (t *Tx) OutboundGroupSession(roomID string) (*OutboundGroupSessionRecord, error) {
-	if rec, ok := t.s.cache.outbound.get(roomID, t.gen); ok && !t.changed(tableOutboundGroupSessions, roomID) {
+	if rec, ok := t.s.cache.outbound.get(roomID, t.gen); ok && !t.changed(cacheEntry{table: tableOutboundGroupSessions, key: roomID}) {
 		return rec.clone(), nil
 	}
 	rec := &OutboundGroupSessionRecord{RoomID: roomID}
@@ -75,7 +75,7 @@ func (t *Tx) PutOutboundGroupSession(rec *OutboundGroupSessionRecord) error {
 		return fmt.Errorf("cryptostore: put outbound group session: %w", err)
 	}
 	c := rec.clone()
-	t.wrote(tableOutboundGroupSessions, rec.RoomID)
+	t.wrote(cacheEntry{table: tableOutboundGroupSessions, key: rec.RoomID})
 	t.afterCommit(func() { t.s.cache.outbound.put(rec.RoomID, c, t.gen) })
 	return nil
 }
@@ -93,7 +93,7 @@ func (t *Tx) DeleteOutboundGroupSession(roomID string) error {
 	if _, err := t.tx.Exec(`DELETE FROM outbound_group_sessions WHERE room_id = ?`, roomID); err != nil {
 		return err
 	}
-	t.wrote(tableOutboundGroupSessions, roomID)
+	t.wrote(cacheEntry{table: tableOutboundGroupSessions, key: roomID})
 	t.afterCommit(func() { t.s.cache.outbound.remove(roomID) })
 	return nil
 }

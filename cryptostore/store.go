@@ -258,8 +258,8 @@ func (s *Store) run(ctx context.Context, why string, write bool, dur Durability,
 		t.tx = sqlTx
 		t.gen, t.seq = s.cache.begin()
 		t.onCommit = t.onCommit[:0]
-		clear(t.written)
-		clear(t.olmCounts)
+		t.written.Clear()
+		t.olmCounts.Clear()
 	}
 	if !write {
 		return s.db.Read(ctx, why, func(sqlTx *sqlitedb.Tx) error {

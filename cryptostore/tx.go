@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"github.com/xolm/xolm/internal/smallmap"
 	"github.com/xolm/xolm/internal/sqlitedb"
 )
 
@@ -24,32 +25,29 @@ type Tx struct {
 	// written names the cache entries this transaction changed. The cache
 	// sees a change only after the commit, so until then reads of these
 	// entries go to SQLite, which holds the transaction's own writes.
-	written map[cacheEntry]struct{}
+	// Like olmCounts, it allocates only for a second entry: most steps
+	// change one.
+	written smallmap.Map[cacheEntry, struct{}]
 	// olmCounts holds, for senders whose sessions this transaction read,
 	// how many sessions they have in its view; a put that inserts a
 	// session needs no prune query while the count stays under the limit.
 	// A write the count does not follow removes the sender.
-	olmCounts map[string]int
+	olmCounts smallmap.Map[string, int]
 }
 
-// cacheEntry names one entry of one cache table.
+// cacheEntry names one entry of one cache table: its key, and for a table
+// keyed by two strings (inbound group sessions: room, session) the second.
 type cacheEntry struct {
-	table string
-	key   any // comparable: a string, a groupKey
+	table, key, sub string
 }
 
 // wrote records that the transaction changed a cached entry.
-func (t *Tx) wrote(table string, key any) {
-	if t.written == nil {
-		t.written = make(map[cacheEntry]struct{})
-	}
-	t.written[cacheEntry{table, key}] = struct{}{}
-}
+func (t *Tx) wrote(e cacheEntry) { t.written.Set(e, struct{}{}) }
 
 // changed reports whether the transaction changed the entry: its cached
 // value, if any, is then older than the transaction's view.
-func (t *Tx) changed(table string, key any) bool {
-	_, ok := t.written[cacheEntry{table, key}]
+func (t *Tx) changed(e cacheEntry) bool {
+	_, ok := t.written.Get(e)
 	return ok
 }
 

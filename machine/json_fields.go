@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/xolm/xolm/internal/b64"
@@ -100,6 +101,17 @@ func jsonString(raw []byte) (string, error) {
 	var s string
 	err := json.Unmarshal(raw, &s) // rare: escapes
 	return s, err
+}
+
+// jsonStringWant is jsonString for a member the caller compares with want:
+// a value that is want, written without escapes as it nearly always is,
+// comes back as want itself, not as a copy.
+func jsonStringWant(raw []byte, want string) (string, error) {
+	if len(raw) == len(want)+2 && raw[0] == '"' && string(raw[1:len(raw)-1]) == want &&
+		strings.IndexByte(want, '\\') < 0 {
+		return want, nil
+	}
+	return jsonString(raw)
 }
 
 // jsonInt returns an integer member's value: 0 when it is absent or null,

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+	"unsafe"
+
+	"github.com/xolm/xolm/olm"
 )
 
 // readObject accepts exactly the JSON objects encoding/json accepts, minus
@@ -73,6 +76,21 @@ func TestJSONValues(t *testing.T) {
 		got, err := jsonString(raw)
 		if got != c.want || (err == nil) != c.ok {
 			t.Errorf("jsonString(%s) = %q, %v", c.raw, got, err)
+		}
+	}
+	// jsonStringWant reads what jsonString reads, whatever it is compared
+	// with, and returns the wanted string itself only for the same value
+	// written without escapes.
+	for _, c := range []struct{ raw, want string }{{`"@bob:x"`, "@bob:x"}, {`"\u0040bob:x"`, "@bob:x"},
+		{`"a\\b"`, `a\b`}, {`"a\\b"`, `a\\b`}, {`"@bob:y"`, "@bob:x"}, {`null`, ""}, {`""`, ""}, {`1`, "1"}} {
+		got, err := jsonStringWant([]byte(c.raw), c.want)
+		want, wantErr := jsonString([]byte(c.raw))
+		if got != want || (err == nil) != (wantErr == nil) {
+			t.Errorf("jsonStringWant(%s, %q) = %q, %v; jsonString: %q, %v", c.raw, c.want, got, err, want, wantErr)
+		}
+		same := err == nil && got == c.want && unsafe.StringData(got) == unsafe.StringData(c.want)
+		if wantSame := c.raw == `"`+c.want+`"` && !strings.Contains(c.want, `\`); same != wantSame && c.want != "" {
+			t.Errorf("jsonStringWant(%s, %q): returned the wanted string itself: %v, want %v", c.raw, c.want, same, wantSame)
 		}
 	}
 	for _, c := range []struct {
@@ -156,8 +174,24 @@ func BenchmarkParseToDevice(b *testing.B) {
 		if res, ev := parseToDevice(ev, ourKey); ev == nil {
 			b.Fatal(res.Err)
 		}
-		if _, err := parsePlaintext(payload); err != nil {
+		if _, err := parsePlaintext(payload, &olmPlaintext{}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestCanonicalKey: a sender key is kept in unpadded base64 however the
+// event wrote it, and one written so is not copied.
+func TestCanonicalKey(t *testing.T) {
+	canonical := strings.Clone("3p7bfXt9wbTTW2HC7OQ1Nz+DQ8hbeGdNrfx+FG+IK08") // a string of its own
+	key, err := olm.ParseCurve25519PublicKey(canonical)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := canonicalKey(canonical+"=", key); got != canonical {
+		t.Fatalf("padded: %q, want %q", got, canonical)
+	}
+	if got := canonicalKey(canonical, key); unsafe.StringData(got) != unsafe.StringData(canonical) {
+		t.Fatal("the canonical form was copied")
 	}
 }

@@ -4,11 +4,11 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 
 	"github.com/xolm/xolm/cryptostore"
+	"github.com/xolm/xolm/internal/smallmap"
 	"github.com/xolm/xolm/internal/wire"
 	"github.com/xolm/xolm/olm"
 )
@@ -89,14 +89,14 @@ type toDeviceBatch struct {
 	tx *cryptostore.Tx
 	// sessions holds each sender's sessions as loaded and then changed by
 	// the batch, most recently used first, as the store orders them.
-	sessions map[string][]*cryptostore.OlmSessionRecord
+	sessions smallmap.Map[string, []*cryptostore.OlmSessionRecord]
 	// changed holds the sessions the batch advanced or created, by ID, to
 	// be written by flush.
-	changed map[string]*cryptostore.OlmSessionRecord
+	changed smallmap.Map[string, *cryptostore.OlmSessionRecord]
 	account *cryptostore.AccountRecord // loaded on first need
 	// devices caches DeviceIdentity for the batch (absent: not looked up;
 	// zero: not known).
-	devices map[string]cryptostore.DeviceIdentity
+	devices smallmap.Map[string, cryptostore.DeviceIdentity]
 	// events are the batch's encrypted events (nil where an event was done
 	// with when parsed), for the store's hashes to be looked up in one
 	// statement when first needed.
@@ -105,14 +105,14 @@ type toDeviceBatch struct {
 	looked bool
 	// seen holds the hashes of messages decrypted before: by the store
 	// (once looked), and by the batch's own earlier events.
-	seen map[[32]byte]bool
+	seen smallmap.Map[[32]byte, bool]
 	// decrypted holds the hashes of the messages the batch decrypted, to be
 	// recorded by flush.
 	decrypted []cryptostore.OlmMessage
 }
 
-// newToDeviceBatch starts a batch. Its maps are made on first use: most
-// batches are one event, from one sender.
+// newToDeviceBatch starts a batch. Its maps allocate only for a second
+// entry: most batches are one event, from one sender.
 func newToDeviceBatch(m *Machine, tx *cryptostore.Tx, events []*olmEvent) *toDeviceBatch {
 	return &toDeviceBatch{m: m, tx: tx, events: events}
 }
@@ -133,21 +133,24 @@ func (b *toDeviceBatch) flush() error {
 		return errSeenAfterAll
 	}
 	b.decrypted = nil
-	recs := slices.Collect(maps.Values(b.changed))
+	recs := make([]*cryptostore.OlmSessionRecord, 0, b.changed.Len())
+	for _, r := range b.changed.All() {
+		recs = append(recs, r)
+	}
 	slices.SortFunc(recs, func(x, y *cryptostore.OlmSessionRecord) int { return -compareByUse(x, y) })
 	for _, r := range recs {
 		if err := b.tx.PutOlmSession(r); err != nil {
 			return err
 		}
 	}
-	clear(b.changed)
+	b.changed.Clear()
 	return nil
 }
 
 // device returns the identity of the device with the Curve25519 key, the
 // zero value if none is known, looking it up once per batch.
 func (b *toDeviceBatch) device(curve25519 string) (cryptostore.DeviceIdentity, error) {
-	if d, ok := b.devices[curve25519]; ok {
+	if d, ok := b.devices.Get(curve25519); ok {
 		return d, nil
 	}
 	d, err := b.tx.DeviceIdentity(curve25519)
@@ -157,10 +160,7 @@ func (b *toDeviceBatch) device(curve25519 string) (cryptostore.DeviceIdentity, e
 	if err != nil {
 		return cryptostore.DeviceIdentity{}, err
 	}
-	if b.devices == nil {
-		b.devices = make(map[string]cryptostore.DeviceIdentity)
-	}
-	b.devices[curve25519] = d
+	b.devices.Set(curve25519, d)
 	return d, nil
 }
 
@@ -200,22 +200,22 @@ func (b *toDeviceBatch) lookUpHashes() error {
 	}
 	// An event the batch decrypted already and finds here was decrypted
 	// before after all; flush finds it when it records the hash.
-	if b.seen == nil {
-		b.seen = make(map[[32]byte]bool, len(seen))
+	for h, v := range seen {
+		b.seen.Set(h, v)
 	}
-	maps.Copy(b.seen, seen)
 	return nil
 }
 
 // duplicate reports whether the event's message was decrypted before: by
 // an earlier event of the batch, or (with lookup) by the store.
 func (b *toDeviceBatch) duplicate(ev *olmEvent, lookup bool) (bool, error) {
-	if !b.seen[ev.hash] && lookup {
+	if seen, _ := b.seen.Get(ev.hash); !seen && lookup {
 		if err := b.lookUpHashes(); err != nil {
 			return false, err
 		}
 	}
-	return b.seen[ev.hash], nil
+	seen, _ := b.seen.Get(ev.hash)
+	return seen, nil
 }
 
 // decryptOlm decrypts an Olm message as the specification orders it,
@@ -282,10 +282,7 @@ func (b *toDeviceBatch) decryptOlm(ev *olmEvent) (*decryptedOlm, error) {
 		}
 		b.account = try.account
 	}
-	if b.seen == nil {
-		b.seen = make(map[[32]byte]bool)
-	}
-	b.seen[ev.hash] = true
+	b.seen.Set(ev.hash, true)
 	b.decrypted = append(b.decrypted, cryptostore.OlmMessage{Hash: ev.hash, SenderKey: senderKey})
 	return &decryptedOlm{senderKey: senderKey, plaintext: pt, device: dev}, nil
 }
@@ -364,17 +361,14 @@ func (b *toDeviceBatch) decryptNormal(senderKey string, body []byte) (olmAttempt
 // senderSessions returns the batch's working copies of the sender's
 // sessions, loading them on first use.
 func (b *toDeviceBatch) senderSessions(senderKey string) ([]*cryptostore.OlmSessionRecord, error) {
-	if recs, ok := b.sessions[senderKey]; ok {
+	if recs, ok := b.sessions.Get(senderKey); ok {
 		return recs, nil
 	}
 	recs, err := b.tx.OlmSessions(senderKey)
 	if err != nil {
 		return nil, err
 	}
-	if b.sessions == nil {
-		b.sessions = make(map[string][]*cryptostore.OlmSessionRecord)
-	}
-	b.sessions[senderKey] = recs
+	b.sessions.Set(senderKey, recs)
 	return recs, nil
 }
 
@@ -384,19 +378,14 @@ func (b *toDeviceBatch) senderSessions(senderKey string) ([]*cryptostore.OlmSess
 // for flush.
 func (b *toDeviceBatch) putSession(rec, from *cryptostore.OlmSessionRecord) {
 	id := rec.Session.ID()
-	recs := slices.DeleteFunc(b.sessions[rec.SenderKey], func(r *cryptostore.OlmSessionRecord) bool {
+	recs, _ := b.sessions.Get(rec.SenderKey)
+	recs = slices.DeleteFunc(recs, func(r *cryptostore.OlmSessionRecord) bool {
 		return r == from || from == nil && r.Session.ID() == id
 	})
 	recs = append(recs, rec)
 	slices.SortFunc(recs, compareByUse)
-	if b.sessions == nil {
-		b.sessions = make(map[string][]*cryptostore.OlmSessionRecord)
-	}
-	b.sessions[rec.SenderKey] = recs[:min(len(recs), cryptostore.MaxOlmSessionsPerSender)]
-	if b.changed == nil {
-		b.changed = make(map[string]*cryptostore.OlmSessionRecord)
-	}
-	b.changed[id] = rec
+	b.sessions.Set(rec.SenderKey, recs[:min(len(recs), cryptostore.MaxOlmSessionsPerSender)])
+	b.changed.Set(id, rec)
 }
 
 // compareByUse orders sessions as the store does: last used (in

@@ -61,7 +61,13 @@ type senderDeviceKeys struct {
 // and carry a valid self-signature.
 func (b *toDeviceBatch) checkPlaintext(sender, senderKey string, plaintext []byte) (*receivedPlaintext, cryptostore.DeviceIdentity, error) {
 	var unknown cryptostore.DeviceIdentity // returned with every failure
-	p, err := parsePlaintext(plaintext)
+	dev, err := b.device(senderKey)
+	if err != nil {
+		return nil, unknown, err
+	}
+	want := olmPlaintext{Sender: sender, Recipient: b.m.userID,
+		RecipientKeys: ed25519Key{Ed25519: b.m.ed25519}, Keys: ed25519Key{Ed25519: dev.Ed25519}}
+	p, err := parsePlaintext(plaintext, &want)
 	if err != nil {
 		return nil, unknown, &OlmPlaintextError{Field: "plaintext", Err: err}
 	}
@@ -81,10 +87,6 @@ func (b *toDeviceBatch) checkPlaintext(sender, senderKey string, plaintext []byt
 	if p.Keys.Ed25519 == "" {
 		return nil, unknown, &OlmPlaintextError{Field: "keys.ed25519", Want: "the sender's Ed25519 key"}
 	}
-	dev, err := b.device(senderKey)
-	if err != nil {
-		return nil, unknown, err
-	}
 	if dev.Known() {
 		if err := checkFields(
 			fieldCheck{"sender", sender, dev.UserID},
@@ -103,8 +105,9 @@ func (b *toDeviceBatch) checkPlaintext(sender, senderKey string, plaintext []byt
 
 // parsePlaintext reads the fields of a decrypted payload that the checks and
 // the machine use, in one pass. The values it returns are copies: the
-// plaintext is cleared after use.
-func parsePlaintext(plaintext []byte) (*receivedPlaintext, error) {
+// plaintext is cleared after use. A string field that holds the value the
+// checks want (want's sender, recipient and keys) is want's string.
+func parsePlaintext(plaintext []byte, want *olmPlaintext) (*receivedPlaintext, error) {
 	var typ, content, sender, recipient, recipientKeys, keys, deviceKeys, recipientEd, ed []byte
 	err := readObject(plaintext, jsonMember{"type", &typ}, jsonMember{"content", &content},
 		jsonMember{"sender", &sender}, jsonMember{"recipient", &recipient},
@@ -122,11 +125,12 @@ func parsePlaintext(plaintext []byte) (*receivedPlaintext, error) {
 	p := &receivedPlaintext{SenderDeviceKeys: bytes.Clone(deviceKeys)}
 	p.Content = bytes.Clone(content)
 	for _, f := range []struct {
-		dst *string
-		raw []byte
-	}{{&p.Type, typ}, {&p.Sender, sender}, {&p.Recipient, recipient},
-		{&p.RecipientKeys.Ed25519, recipientEd}, {&p.Keys.Ed25519, ed}} {
-		if *f.dst, err = jsonString(f.raw); err != nil {
+		dst  *string
+		raw  []byte
+		want string
+	}{{&p.Type, typ, ""}, {&p.Sender, sender, want.Sender}, {&p.Recipient, recipient, want.Recipient},
+		{&p.RecipientKeys.Ed25519, recipientEd, want.RecipientKeys.Ed25519}, {&p.Keys.Ed25519, ed, want.Keys.Ed25519}} {
+		if *f.dst, err = jsonStringWant(f.raw, f.want); err != nil {
 			return nil, err
 		}
 	}

@@ -395,12 +395,12 @@ func (r *rawPreKeyDB) commit(b *testing.B, rows []rawPreKeyRow, lease bool) {
 			if n, err := res.RowsAffected(); err != nil || n != 1 {
 				return fmt.Errorf("one-time key %s: %d rows deleted (%v)", row.oneTimeKey, n, err)
 			}
-			if _, err := tx.Exec(`INSERT INTO sessions (session_id, sender_key, last_used_at, blob) VALUES (?, ?, ?, ?)`,
-				row.sessionID, row.senderKey, r.sessions, row.blob); err != nil {
+			if _, err := tx.Exec(`INSERT INTO sessions (session_id, sender_key, created_at, last_used_at, blob)
+				VALUES (?, ?, ?, ?, ?)`, row.sessionID, row.senderKey, rawMillis(r.sessions), rawMillis(r.sessions), row.blob); err != nil {
 				return err
 			}
 			if _, err := tx.Exec(`INSERT INTO hashes (hash, sender_key, received_at) VALUES (?, ?, ?)`,
-				row.hash[:], row.senderKey, r.sessions); err != nil {
+				row.hash[:], row.senderKey, rawMillis(r.sessions)); err != nil {
 				return err
 			}
 		}

@@ -6,9 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/xolm/xolm/cryptostore"
+	"github.com/xolm/xolm/internal/b64"
 	"github.com/xolm/xolm/olm"
 )
 
@@ -113,7 +113,7 @@ func (m *Machine) ReceiveSyncChanges(ctx context.Context, changes SyncChanges) (
 		}
 		parsed[i], events[i] = parseToDevice(raw, m.curve25519)
 	}
-	var results []ToDeviceResult
+	results := make([]ToDeviceResult, len(parsed))
 	receive := func(tx *cryptostore.Tx, lookUpFirst bool) error {
 		// Device lists and key counts first: they do not depend on the
 		// events, and the events' unwedging may want the devices marked.
@@ -131,7 +131,7 @@ func (m *Machine) ReceiveSyncChanges(ctx context.Context, changes SyncChanges) (
 				return err
 			}
 		}
-		results = slices.Clone(parsed) // fresh on a retried transaction
+		copy(results, parsed) // afresh on a retried transaction
 		for i, ev := range events {
 			if ev == nil {
 				continue
@@ -244,9 +244,21 @@ func parseOlmContent(sender string, content []byte, ourKey string) (*olmEvent, e
 	if err != nil {
 		return nil, &MalformedToDeviceError{Field: "content.ciphertext.body", Err: err}
 	}
-	ev := &olmEvent{sender: sender, senderKey: senderCurve.String(), curve: senderCurve, typ: typ, body: body}
+	ev := &olmEvent{sender: sender, senderKey: canonicalKey(f.senderKey, senderCurve), curve: senderCurve, typ: typ, body: body}
 	ev.hash = cryptostore.OlmMessageHash(ev.senderKey, int(typ), body)
 	return ev, nil
+}
+
+// canonicalKey returns key in unpadded base64, the form the store keys
+// sessions and hashes by: s itself when s is written so, as it nearly
+// always is, else a new string.
+func canonicalKey(s string, key olm.Curve25519PublicKey) string {
+	raw := key.Array()
+	var buf [43]byte // 32 bytes in unpadded base64
+	if enc := b64.AppendEncode(buf[:0], raw[:]); s != string(enc) {
+		return string(enc)
+	}
+	return s
 }
 
 // olmContentFields are the members of Olm content the machine reads.
@@ -274,7 +286,7 @@ func readOlmContent(content []byte, ourKey string) (olmContentFields, error) {
 		return f, err
 	}
 	f.forUs = ours != nil
-	if f.algorithm, err = jsonString(algorithm); err != nil {
+	if f.algorithm, err = jsonStringWant(algorithm, OlmAlgorithm); err != nil {
 		return f, err
 	}
 	if f.senderKey, err = jsonString(senderKey); err != nil {

@@ -50,6 +50,7 @@ func benchReceive(b *testing.B, batch int) {
 	cached, plain := newOlmStream(b, false), newOlmStream(b, true)
 	floor, rows := cached.fork(), cached.fork()
 	raw := newRawOlmDB(b, len(floor.bare.Pickle(testStoreKey, []byte("olm_sessions"))))
+	raw.senderKey, raw.sessionID = cached.alice.ids.Curve25519.String(), floor.bare.ID()
 	for _, s := range []*olmStream{cached, plain} {
 		s.bob.update(b, func(tx *cryptostore.Tx) error {
 			for i := range benchHistory {
@@ -215,11 +216,19 @@ func (s *olmStream) next(b *testing.B, n int) ([][]byte, []json.RawMessage) {
 
 // rawOlmDB is a SQLite file opened as the store opens its own, with tables
 // shaped like the store's Olm sessions and message hashes: the floor a
-// committed step is measured against.
+// committed step is measured against. Its rows hold values of the sizes the
+// store's hold: the sender's key and the session's ID as the store writes
+// them, times in Unix milliseconds.
 type rawOlmDB struct {
-	db   *sqlitedb.DB
-	blob []byte
-	n    int // hashes written
+	db                   *sqlitedb.DB
+	blob                 []byte
+	senderKey, sessionID string
+	n                    int // hashes written
+}
+
+// rawMillis is the time in Unix milliseconds of the raw database's n-th row.
+func rawMillis(n int) int64 {
+	return time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC).UnixMilli() + int64(n)
 }
 
 func newRawOlmDB(b *testing.B, blobSize int) *rawOlmDB {
@@ -229,12 +238,12 @@ func newRawOlmDB(b *testing.B, blobSize int) *rawOlmDB {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { db.Close() })
-	r := &rawOlmDB{db: db, blob: make([]byte, blobSize)}
+	r := &rawOlmDB{db: db, blob: make([]byte, blobSize), senderKey: benchKeyString(), sessionID: benchKeyString()}
 	rand.Read(r.blob)
 	err = db.Write(ctx, "setup", sqlitedb.Normal, func(tx *sqlitedb.Tx) error {
 		for _, q := range []string{
 			`CREATE TABLE sessions (session_id TEXT PRIMARY KEY, sender_key TEXT NOT NULL,
-				last_used_at INTEGER NOT NULL, blob BLOB NOT NULL)`,
+				created_at INTEGER NOT NULL, last_used_at INTEGER NOT NULL, blob BLOB NOT NULL)`,
 			`CREATE INDEX sessions_by_sender ON sessions (sender_key, last_used_at)`,
 			`CREATE TABLE hashes (hash BLOB PRIMARY KEY, sender_key TEXT NOT NULL,
 				received_at INTEGER NOT NULL) WITHOUT ROWID`,
@@ -248,7 +257,7 @@ func newRawOlmDB(b *testing.B, blobSize int) *rawOlmDB {
 		for i := range benchHistory {
 			h := benchHash(-1 - i)
 			if _, err := tx.Exec(`INSERT INTO hashes (hash, sender_key, received_at) VALUES (?, ?, ?)`,
-				h[:], "history", i); err != nil {
+				h[:], "history", rawMillis(i)); err != nil {
 				return err
 			}
 		}
@@ -279,14 +288,15 @@ func (r *rawOlmDB) commit(b *testing.B, hashes [][32]byte, lease bool) {
 		for _, h := range hashes {
 			r.n++
 			if _, err := tx.Exec(`INSERT INTO hashes (hash, sender_key, received_at) VALUES (?, ?, ?)`,
-				h[:], "sender", r.n); err != nil {
+				h[:], r.senderKey, rawMillis(r.n)); err != nil {
 				return err
 			}
 		}
 		binary.BigEndian.PutUint64(r.blob, uint64(r.n)) // new bytes, as a sealed blob is
-		_, err := tx.Exec(`INSERT INTO sessions (session_id, sender_key, last_used_at, blob) VALUES (?, ?, ?, ?)
+		_, err := tx.Exec(`INSERT INTO sessions (session_id, sender_key, created_at, last_used_at, blob)
+			VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT DO UPDATE SET last_used_at = excluded.last_used_at, blob = excluded.blob`,
-			"session", "sender", r.n, r.blob)
+			r.sessionID, r.senderKey, rawMillis(0), rawMillis(r.n), r.blob)
 		return err
 	})
 	if err != nil {
