@@ -33,13 +33,25 @@ func OlmMessageHash(senderKey string, msgType int, body []byte) [32]byte {
 		copy(sum[4:8], ratchetKey)
 		binary.BigEndian.PutUint32(sum[8:12], index)
 	}
+	digest := LegacyOlmMessageHash(senderKey, msgType, body)
+	copy(sum[12:], digest[:])
+	return sum
+}
+
+// LegacyOlmMessageHash is the hash of a decrypted Olm message as builds
+// before the layout of [OlmMessageHash] recorded it: the whole SHA-256 over
+// the sender's key, the message type and the body. A store upgraded in
+// place holds such hashes until PruneOlmMessages forgets them, so a message
+// that is not known by its hash must be looked up by this one too before it
+// is called undecryptable (DESIGN.md invariant 7).
+func LegacyOlmMessageHash(senderKey string, msgType int, body []byte) [32]byte {
 	h := sha256.New()
 	h.Write([]byte(senderKey))
 	h.Write([]byte{0, byte(msgType), 0})
 	h.Write(body)
-	var digest [sha256.Size]byte
-	copy(sum[12:], h.Sum(digest[:0]))
-	return sum
+	var digest [32]byte
+	h.Sum(digest[:0])
+	return digest
 }
 
 // olmChainPosition returns the ratchet key and chain index of a normal

@@ -296,6 +296,9 @@ func markPublished(acct *olm.Account, otks, fallback map[string]bool) (*olm.Acco
 // fallback key. Values that make no sense (a negative count) are ignored,
 // never an error: an error here would fail the whole sync batch.
 func (m *Machine) recordOneTimeKeyCounts(tx *cryptostore.Tx, counts map[string]int, unusedFallback []string) error {
+	if counts == nil && unusedFallback == nil {
+		return nil // nothing reported: no need to read what is stored
+	}
 	stored, err := tx.ServerKeyCounts()
 	if err != nil {
 		return err

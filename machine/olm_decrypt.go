@@ -188,10 +188,15 @@ func (b *toDeviceBatch) lookUpHashes() error {
 		return nil
 	}
 	b.looked = true
+	// Each message is looked up by its hash and by the hash an earlier
+	// build recorded for it (cryptostore.LegacyOlmMessageHash).
 	var hashes [][32]byte
+	legacy := make(map[[32]byte][32]byte) // legacy hash → the event's hash
 	for _, ev := range b.events {
 		if ev != nil {
-			hashes = append(hashes, ev.hash)
+			old := cryptostore.LegacyOlmMessageHash(ev.senderKey, int(ev.typ), ev.body)
+			hashes = append(hashes, ev.hash, old)
+			legacy[old] = ev.hash
 		}
 	}
 	seen, err := b.tx.SeenOlmMessages(hashes)
@@ -201,6 +206,9 @@ func (b *toDeviceBatch) lookUpHashes() error {
 	// An event the batch decrypted already and finds here was decrypted
 	// before after all; flush finds it when it records the hash.
 	for h, v := range seen {
+		if current, ok := legacy[h]; ok {
+			h = current
+		}
 		b.seen.Set(h, v)
 	}
 	return nil

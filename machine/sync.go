@@ -120,10 +120,8 @@ func (m *Machine) ReceiveSyncChanges(ctx context.Context, changes SyncChanges) (
 		if err := m.markDevicesChanged(tx, changes.ChangedDevices, changes.LeftDevices); err != nil {
 			return err
 		}
-		if changes.OneTimeKeyCounts != nil || changes.UnusedFallbackKeyTypes != nil { // else nothing to record
-			if err := m.recordOneTimeKeyCounts(tx, changes.OneTimeKeyCounts, changes.UnusedFallbackKeyTypes); err != nil {
-				return err
-			}
+		if err := m.recordOneTimeKeyCounts(tx, changes.OneTimeKeyCounts, changes.UnusedFallbackKeyTypes); err != nil {
+			return err
 		}
 		b := newToDeviceBatch(m, tx, events)
 		if lookUpFirst {

@@ -127,7 +127,7 @@ func TestInvariant7DuplicateThatDecryptsAgain(t *testing.T) {
 	alice, bob, clock := connectedPeers(t)
 	wantDecrypted(t, bob.receive(t, olmSend(t, alice, bob, "m.test", `{}`))[0], alice, "m.test", `{}`)
 	wantDecrypted(t, alice.receive(t, olmSend(t, bob, alice, "m.test", `{}`))[0], bob, "m.test", `{}`)
-	old := benchSessionOf(t, bob, alice)
+	old := sessionWith(t, bob, alice)
 	first := olmSend(t, alice, bob, "m.test", `{"n":1}`)
 	wantDecrypted(t, bob.receive(t, first)[0], alice, "m.test", `{"n":1}`)
 	rollBack := func() {
@@ -154,8 +154,8 @@ func TestInvariant7DuplicateThatDecryptsAgain(t *testing.T) {
 	wantDecrypted(t, bob.receive(t, third)[0], alice, "m.test", `{"n":3}`)
 }
 
-// benchSessionOf returns a copy of p's session with peer.
-func benchSessionOf(t testing.TB, p, peer *tdPeer) *olm.Session {
+// sessionWith returns a copy of p's most recently used session with peer.
+func sessionWith(t testing.TB, p, peer *tdPeer) *olm.Session {
 	t.Helper()
 	var s *olm.Session
 	err := p.store.View(context.Background(), "session", func(tx *cryptostore.Tx) error {
@@ -169,4 +169,32 @@ func benchSessionOf(t testing.TB, p, peer *tdPeer) *olm.Session {
 		t.Fatalf("no session: %v", err)
 	}
 	return s
+}
+
+// TestInvariant7HashFromAnEarlierLayout: a message whose hash the store
+// holds in the layout of earlier builds (the whole SHA-256, before hashes
+// were ordered by sending chain) is still a duplicate when it comes again,
+// not a wedged session (DESIGN.md invariant 7): a store upgraded in place
+// keeps its hashes until they are pruned.
+func TestInvariant7HashFromAnEarlierLayout(t *testing.T) {
+	alice, bob, _ := connectedPeers(t)
+	msg := olmSend(t, alice, bob, "m.test", `{}`)
+	wantDecrypted(t, bob.receive(t, msg)[0], alice, "m.test", `{}`)
+	_, ev := parseToDevice(msg, bob.ids.Curve25519.String())
+	if ev == nil {
+		t.Fatal("the event does not parse")
+	}
+	bob.update(t, func(tx *cryptostore.Tx) error {
+		if n, err := tx.PruneOlmMessages(0, 1000); err != nil || n != 1 {
+			t.Fatalf("pruned %d hashes (%v), want 1", n, err)
+		}
+		return tx.AddOlmMessage(cryptostore.LegacyOlmMessageHash(ev.senderKey, int(ev.typ), ev.body), ev.senderKey)
+	})
+	before := storeDump(t, bob.path)
+	if res := bob.receive(t, msg); !errors.Is(res[0].Err, ErrDuplicateOlmMessage) {
+		t.Fatalf("the message again: %v", res[0].Err)
+	}
+	if after := storeDump(t, bob.path); after != before {
+		t.Fatalf("a duplicate changed the store:\n%s\n---\n%s", before, after)
+	}
 }
